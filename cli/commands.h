@@ -1,0 +1,9 @@
+/* Each subcommand: argv[0] is the command name; returns the process exit code. */
+#ifndef GN_COMMANDS_H
+#define GN_COMMANDS_H
+
+int cmd_summary(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
+
+#endif

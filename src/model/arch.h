@@ -1,0 +1,96 @@
+/* The GhostNet architecture as plain data: channel sizes, kernels, strides, and the index of
+ * every parameter tensor in the model's state-dict table. Summary, inference planning, file I/O
+ * (and training) all walk this one description, so the network is defined in one place. */
+#ifndef GN_ARCH_H
+#define GN_ARCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ghostnet.h"
+
+#define GN_MAX_TENSORS 640
+#define GN_MAX_BLOCKS 17
+#define GN_HEAD_CHANNELS 1280
+#define GN_BN_EPS 1e-5f
+
+/* A BN layer's four tensors sit at consecutive indices: weight, bias, running_mean,
+ * running_var. */
+typedef struct gn_bn_ref {
+    int first; /* index of .weight */
+    int channels;
+} gn_bn_ref;
+
+/* Conv2d(in -> out, kernel, stride, pad kernel/2, groups) followed by a BN (or a bias). */
+typedef struct gn_conv_desc {
+    int in_c, out_c, kernel, stride, groups;
+    int weight;   /* tensor index of [out_c, in_c/groups, k, k] */
+    int bias;     /* tensor index, or -1 */
+    gn_bn_ref bn; /* bn.first = -1 when there is no BN */
+} gn_conv_desc;
+
+/* GhostModule: primary conv (in -> init) and cheap depthwise conv (init -> init*(s-1));
+ * output = concat(primary, cheap)[:, :out]. */
+typedef struct gn_ghost_desc {
+    int in_c, out_c, init_c, new_c, kept_new; /* kept_new = out_c - init_c ghost maps kept */
+    int relu;
+    gn_conv_desc primary, cheap;
+} gn_ghost_desc;
+
+typedef struct gn_se_desc {
+    int channels, reduced;
+    int reduce_w, reduce_b, expand_w, expand_b;
+} gn_se_desc;
+
+typedef struct gn_bottleneck_desc {
+    char name[16]; /* "blocks.N.M" */
+    int in_c, mid_c, out_c, kernel, stride;
+    gn_ghost_desc ghost1, ghost2;
+    int has_dw;     /* stride > 1 */
+    gn_conv_desc conv_dw;
+    int has_se;
+    gn_se_desc se;
+    int has_projection; /* shortcut = dw conv + BN + 1x1 conv + BN, else identity */
+    gn_conv_desc shortcut_dw, shortcut_pw;
+} gn_bottleneck_desc;
+
+typedef struct gn_tensor_desc {
+    char name[64];
+    int ndim;
+    int64_t shape[4];
+    size_t numel;
+    size_t offset;   /* floats from the start of the model's parameter block */
+    int is_param;    /* learnable (not a BN running statistic) */
+    int is_bn;       /* BN weight/bias/statistic */
+} gn_tensor_desc;
+
+typedef struct gn_arch {
+    gn_config config;
+    gn_conv_desc stem; /* conv_stem + bn1 + ReLU */
+    int num_blocks;
+    gn_bottleneck_desc blocks[GN_MAX_BLOCKS - 1];
+    gn_conv_desc final_conv; /* blocks.9.0: 1x1 conv + bn1 + ReLU */
+    gn_conv_desc head;       /* conv_head 1x1 with bias, ReLU (after global pooling) */
+    int classifier_w, classifier_b;
+    int num_tensors;
+    gn_tensor_desc tensors[GN_MAX_TENSORS];
+    size_t total_floats;
+} gn_arch;
+
+/* make_divisible(v, 4) as the reference code defines it. */
+int gn_make_divisible(double v, int divisor);
+
+/* Builds the description for a validated config. */
+gn_status gn_arch_build(const gn_config *config, gn_arch *arch, gn_error *err);
+
+/* Output size of a conv with padding kernel/2. */
+static inline int gn_conv_out_size(int in, int kernel, int stride) {
+    return (in + 2 * (kernel / 2) - kernel) / stride + 1;
+}
+
+/* Multiply-adds of a conv for an out_h x out_w output. */
+int64_t gn_conv_desc_macs(const gn_conv_desc *c, int out_h, int out_w);
+/* Learnable parameters of a conv with its BN (weight, bias, gamma, beta). */
+int64_t gn_conv_desc_params(const gn_conv_desc *c);
+
+#endif

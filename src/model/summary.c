@@ -1,0 +1,144 @@
+/* The per-layer table behind `ghostnet summary`: walks the architecture description and
+ * counts parameters and multiply-adds (convs and linear layers, SE's 1x1 convs included). */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/common.h"
+#include "model/model_internal.h"
+
+typedef struct table {
+    gn_layer_info *rows;
+    size_t cap, count;
+    gn_layer_info discard; /* rows past cap are written here and dropped */
+} table;
+
+static gn_layer_info *add_row(table *t, int depth, const char *name, const char *type, int c,
+                              int h, int w, int64_t params, int64_t macs) {
+    gn_layer_info *r = t->count < t->cap ? &t->rows[t->count] : &t->discard;
+    t->count++;
+    memset(r, 0, sizeof *r);
+    snprintf(r->name, sizeof r->name, "%s", name);
+    snprintf(r->type, sizeof r->type, "%s", type);
+    r->depth = depth;
+    r->out_c = c;
+    r->out_h = h;
+    r->out_w = w;
+    r->params = params;
+    r->macs = macs;
+    return r;
+}
+
+static int64_t ghost_params(const gn_ghost_desc *g) {
+    return gn_conv_desc_params(&g->primary) + gn_conv_desc_params(&g->cheap);
+}
+
+static int64_t ghost_macs(const gn_ghost_desc *g, int h, int w) {
+    /* Counted as the network defines it (the whole cheap conv, as PyTorch counters do), even
+     * though the engine skips ghost maps that the [:out] slice drops (only when out % s != 0). */
+    return gn_conv_desc_macs(&g->primary, h, w) + gn_conv_desc_macs(&g->cheap, h, w);
+}
+
+static void conv_type(char *buf, size_t n, const char *what, const gn_conv_desc *c) {
+    snprintf(buf, n, "%s %dx%d/%d", what, c->kernel, c->kernel, c->stride);
+}
+
+static int64_t bottleneck_rows(table *t, const gn_bottleneck_desc *b, int h, int w, int *ho,
+                               int *wo) {
+    char name[64], type[32];
+    const int oh = gn_conv_out_size(h, b->kernel, b->stride);
+    const int ow = gn_conv_out_size(w, b->kernel, b->stride);
+    int64_t params = 0, macs = 0;
+    size_t parent = t->count;
+    snprintf(type, sizeof type, "GhostBottleneck k%d/%d%s", b->kernel, b->stride,
+             b->has_se ? " SE" : "");
+    add_row(t, 0, b->name, type, b->out_c, oh, ow, 0, 0);
+
+    int64_t p = ghost_params(&b->ghost1), m = ghost_macs(&b->ghost1, h, w);
+    snprintf(name, sizeof name, "%s.ghost1", b->name);
+    add_row(t, 1, name, "GhostModule+ReLU", b->mid_c, h, w, p, m);
+    params += p;
+    macs += m;
+    if (b->has_dw) {
+        p = gn_conv_desc_params(&b->conv_dw);
+        m = gn_conv_desc_macs(&b->conv_dw, oh, ow);
+        snprintf(name, sizeof name, "%s.conv_dw", b->name);
+        conv_type(type, sizeof type, "DWConv+BN", &b->conv_dw);
+        add_row(t, 1, name, type, b->mid_c, oh, ow, p, m);
+        params += p;
+        macs += m;
+    }
+    if (b->has_se) {
+        const gn_se_desc *s = &b->se;
+        p = 2 * (int64_t)s->channels * s->reduced + s->channels + s->reduced;
+        m = 2 * (int64_t)s->channels * s->reduced;
+        snprintf(name, sizeof name, "%s.se", b->name);
+        add_row(t, 1, name, "SqueezeExcite", b->mid_c, oh, ow, p, m);
+        params += p;
+        macs += m;
+    }
+    p = ghost_params(&b->ghost2);
+    m = ghost_macs(&b->ghost2, oh, ow);
+    snprintf(name, sizeof name, "%s.ghost2", b->name);
+    add_row(t, 1, name, "GhostModule", b->out_c, oh, ow, p, m);
+    params += p;
+    macs += m;
+    if (b->has_projection) {
+        p = gn_conv_desc_params(&b->shortcut_dw) + gn_conv_desc_params(&b->shortcut_pw);
+        m = gn_conv_desc_macs(&b->shortcut_dw, oh, ow) + gn_conv_desc_macs(&b->shortcut_pw, oh, ow);
+        snprintf(name, sizeof name, "%s.shortcut", b->name);
+        add_row(t, 1, name, "DWConv+BN, Conv1x1+BN", b->out_c, oh, ow, p, m);
+        params += p;
+        macs += m;
+    }
+    if (parent < t->cap) {
+        t->rows[parent].params = params;
+        t->rows[parent].macs = macs;
+    }
+    *ho = oh;
+    *wo = ow;
+    return macs;
+}
+
+/* Fills the table (rows beyond cap are counted, not stored); returns total MACs. */
+static int64_t build_table(const gn_arch *a, int height, int width, table *t) {
+    char type[32];
+    int64_t macs = 0;
+    int h = gn_conv_out_size(height, 3, a->stem.stride);
+    int w = gn_conv_out_size(width, 3, a->stem.stride);
+    conv_type(type, sizeof type, "Conv+BN+ReLU", &a->stem);
+    int64_t m = gn_conv_desc_macs(&a->stem, h, w);
+    add_row(t, 0, "conv_stem", type, a->stem.out_c, h, w, gn_conv_desc_params(&a->stem), m);
+    macs += m;
+    for (int i = 0; i < a->num_blocks; i++) macs += bottleneck_rows(t, &a->blocks[i], h, w, &h, &w);
+    const gn_conv_desc *fc = &a->final_conv;
+    m = gn_conv_desc_macs(fc, h, w);
+    add_row(t, 0, "blocks.9.0", "Conv+BN+ReLU 1x1/1", fc->out_c, h, w, gn_conv_desc_params(fc), m);
+    macs += m;
+    add_row(t, 0, "global_pool", "GlobalAvgPool", fc->out_c, 1, 1, 0, 0);
+    m = gn_conv_desc_macs(&a->head, 1, 1);
+    add_row(t, 0, "conv_head", "Conv+ReLU 1x1/1", GN_HEAD_CHANNELS, 1, 1, gn_conv_desc_params(&a->head), m);
+    macs += m;
+    const int64_t n = a->config.num_classes;
+    m = n * GN_HEAD_CHANNELS;
+    add_row(t, 0, "classifier", "Linear", (int)n, 1, 1, m + n, m);
+    macs += m;
+    return macs;
+}
+
+gn_status gn_model_layers(const gn_model *model, int height, int width, gn_layer_info *rows,
+                          size_t cap, size_t *count, gn_error *err) {
+    if (!model || !count || (cap && !rows))
+        return gn_fail(err, GN_ERR_INVALID_ARG, "gn_model_layers: NULL argument");
+    if (height < 1 || width < 1 || height > 8192 || width > 8192)
+        return gn_fail(err, GN_ERR_INVALID_ARG, "input size %dx%d out of range 1..8192", height,
+                       width);
+    table t = {.rows = rows, .cap = cap};
+    build_table(model->arch, height, width, &t);
+    *count = t.count;
+    return GN_OK;
+}
+
+int64_t gn_model_macs(const gn_model *model, int height, int width) {
+    table t = {.rows = NULL};
+    return build_table(model->arch, height, width, &t);
+}
