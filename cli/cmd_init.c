@@ -49,7 +49,7 @@ int cmd_init(int argc, char **argv) {
     gn_model_init_random(model, (uint64_t)seed);
     gn_preprocess pre = *gn_model_preprocess(model);
     pre.input_size = (int)input_size;
-    pre.resize_size = (int)(input_size * 256 / 224);
+    pre.resize_size = (int)((input_size * 256 + 112) / 224); /* the 0.875 crop ratio */
     gn_model_set_preprocess(model, &pre);
     gn_status st = gn_model_save(model, out, &err);
     gn_model_free(model);

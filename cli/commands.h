@@ -5,5 +5,6 @@
 int cmd_summary(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ static const struct {
     {"summary", cmd_summary, "per-layer table of a GhostNet: shapes, params, MACs"},
     {"init", cmd_init, "write a randomly initialised model file"},
     {"classify", cmd_classify, "classify JPEG/PNG images with a model file"},
+    {"bench", cmd_bench, "time inference: latency, throughput, memory"},
 };
 
 static void usage(FILE *out) {

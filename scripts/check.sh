@@ -38,7 +38,7 @@ if [ "$fuzz_seconds" -gt 0 ]; then
         corpus=build/fuzz/corpus_$target
         mkdir -p "$corpus"
         cp fuzz/corpus_$target/* "$corpus"/ 2>/dev/null || true
-        build/fuzz/fuzz_$target -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 \
+        build/fuzz/fuzz/fuzz_$target -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 \
             -max_len=65536 "$corpus" 2>&1 | tail -n 3
     done
 fi

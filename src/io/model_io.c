@@ -92,7 +92,7 @@ static gn_status read_preprocess(const gn_st_file *f, const char *path, gn_prepr
                                  gn_error *err) {
     gn_status st;
     if ((st = meta_int(f, path, "input_size", 1, 8192, &p->input_size, err)) != GN_OK) return st;
-    p->resize_size = p->input_size * 256 / 224; /* the official 0.875 crop unless stated */
+    p->resize_size = (p->input_size * 256 + 112) / 224; /* the 0.875 crop unless stated */
     if ((st = meta_int(f, path, "resize_size", 1, 8192, &p->resize_size, err)) != GN_OK) return st;
     if ((st = meta_triple(f, path, "mean", p->mean, err)) != GN_OK) return st;
     if ((st = meta_triple(f, path, "std", p->std, err)) != GN_OK) return st;
