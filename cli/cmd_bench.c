@@ -7,10 +7,11 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "model/session_internal.h"
 
 static const char kHelp[] =
     "usage: ghostnet bench [model options] [--weights FILE] [--size S] [--batch B]\n"
-    "                      [--threads T] [--warmup N] [--iters N] [--json]\n"
+    "                      [--threads T] [--warmup N] [--iters N] [--json] [--per-layer]\n"
     "Times inference: warm-up runs, then N timed forward passes of a batch. Prints latency\n"
     "(median, p10, p90), throughput, multiply-add rate and peak resident memory.\n\n"
     "options:\n"
@@ -21,6 +22,7 @@ static const char kHelp[] =
     "  --warmup N        untimed runs first (default 5)\n"
     "  --iters N         timed runs (default 30)\n"
     "  --json            one JSON object instead of the table\n"
+    "  --per-layer       time every op of the plan, and the share per op type\n"
     "  --input FILE      raw float32 NCHW input (batch x in_chans x size x size values)\n"
     "  --dump FILE       write the last run's logits as raw float32\n" CLI_MODEL_OPTIONS_HELP
     "  --help            this text\n";
@@ -65,12 +67,55 @@ static int write_raw(const char *cmd, const char *path, const float *src, size_t
     return 0;
 }
 
+/* Per-op wall time summed over `iters` timed runs, then per-op and per-type tables. */
+static int print_per_layer(gn_session *session, const float *input, float *logits, int iters,
+                           double median) {
+    const int n = gn_session_op_count(session);
+    double *secs = calloc((size_t)n, sizeof *secs);
+    if (!secs) return cli_error("bench", "out of memory");
+    for (int i = 0; i < iters; i++) gn_session_run_timed(session, input, logits, secs, NULL);
+    double total = 0.0;
+    for (int i = 0; i < n; i++) total += secs[i];
+    printf("\nper op (%s kernels, %d threads; timing each op adds a little overhead):\n",
+           gn_session_isa(session), gn_session_threads(session));
+    printf("  %4s %-48s %10s %7s %10s\n", "op", "what", "ms", "share", "GMAC/s");
+    char what[96];
+    struct {
+        char name[16];
+        double secs;
+    } types[16];
+    int ntypes = 0;
+    for (int i = 0; i < n; i++) {
+        gn_session_op_describe(session, i, what, sizeof what);
+        const double ms = secs[i] / iters * 1e3;
+        const long long macs = gn_session_op_macs(session, i);
+        printf("  %4d %-48s %10.4f %6.1f%% %10.2f\n", i, what, ms, 100.0 * secs[i] / total,
+               ms > 0 ? macs / (ms * 1e6) : 0.0);
+        char kind[16];
+        if (sscanf(what, "%15s", kind) != 1) continue;
+        int t = 0;
+        while (t < ntypes && strcmp(types[t].name, kind) != 0) t++;
+        if (t == ntypes && ntypes < 16) {
+            snprintf(types[ntypes].name, sizeof types[ntypes].name, "%s", kind);
+            types[ntypes++].secs = 0.0;
+        }
+        if (t < ntypes) types[t].secs += secs[i];
+    }
+    printf("\nshare per op type (sum of op times %.3f ms per run; untimed median %.3f ms):\n",
+           total / iters * 1e3, median * 1e3);
+    for (int t = 0; t < ntypes; t++)
+        printf("  %-10s %10.3f ms %6.1f%%\n", types[t].name, types[t].secs / iters * 1e3,
+               100.0 * types[t].secs / total);
+    free(secs);
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *cmd = "bench";
     gn_config config = gn_config_default();
     long size = 224, batch = 1, threads = 0, warmup = 5, iters = 30;
     const char *weights = NULL, *input_path = NULL, *dump_path = NULL;
-    int json = 0;
+    int json = 0, per_layer = 0;
     for (int i = 1; i < argc; i++) {
         int r = cli_model_option(cmd, argc, argv, &i, &config);
         if (r < 0) return 1;
@@ -82,6 +127,9 @@ int cmd_bench(int argc, char **argv) {
             return 0;
         } else if (strcmp(argv[i], "--json") == 0) {
             json = 1;
+            continue;
+        } else if (strcmp(argv[i], "--per-layer") == 0) {
+            per_layer = 1;
             continue;
         } else if (strcmp(argv[i], "--weights") == 0) {
             if (!(weights = cli_value(cmd, argc, argv, &i))) return 1;
@@ -174,6 +222,8 @@ int cmd_bench(int argc, char **argv) {
         printf("throughput %.1f images/s   %.2f GMAC/s\n", batch / median, macs / median / 1e9);
         printf("memory     peak RSS %.1f MB   activation arena %.2f MB\n", peak_mb, arena_mb);
     }
+    if (per_layer && !json && print_per_layer(session, input, logits, (int)iters, median) != 0)
+        goto done;
     rc = 0;
 done:
     gn_session_free(session);

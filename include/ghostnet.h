@@ -155,6 +155,49 @@ gn_status gn_session_tap(const gn_session *session, const char *name, const floa
 /* Bytes of activation and scratch memory the plan holds. */
 size_t gn_session_arena_bytes(const gn_session *session);
 
+/* ---- building blocks on their own ---------------------------------------------------------- */
+
+/* The paper's plug-and-play parts, usable outside GhostNet. Tensors are named as the PyTorch
+ * module's state dict ("primary_conv.0.weight", "ghost1.cheap_operation.1.running_var", ...). */
+typedef struct gn_block gn_block;
+
+typedef struct gn_ghost_module_config {
+    int in_chans, out_chans;
+    int kernel;  /* primary conv kernel (odd) */
+    int ratio;   /* s: ceil(out/s) intrinsic maps */
+    int dw_size; /* d: cheap depthwise kernel (odd) */
+    int stride;  /* primary conv stride */
+    int relu;    /* ReLU after both branches */
+} gn_ghost_module_config;
+
+typedef struct gn_bottleneck_config {
+    int in_chans, mid_chans, out_chans;
+    int kernel;     /* depthwise kernel of the stride-2 conv and of the shortcut */
+    int stride;     /* 1, or > 1 for a strided depthwise conv between the Ghost modules */
+    float se_ratio; /* 0 for no squeeze-excite, else reduced = make_divisible(mid * ratio, 4) */
+    int ratio, dw_size; /* the Ghost modules' s and d */
+} gn_bottleneck_config;
+
+gn_status gn_block_create_ghost_module(const gn_ghost_module_config *config, gn_block **out,
+                                       gn_error *err);
+gn_status gn_block_create_bottleneck(const gn_bottleneck_config *config, gn_block **out,
+                                     gn_error *err);
+void gn_block_free(gn_block *block);
+gn_status gn_block_init_random(gn_block *block, uint64_t seed);
+size_t gn_block_tensor_count(const gn_block *block);
+gn_status gn_block_tensor(const gn_block *block, size_t index, gn_tensor_info *info);
+gn_status gn_block_find_tensor(const gn_block *block, const char *name, gn_tensor_info *info);
+size_t gn_block_param_count(const gn_block *block);
+/* Output shape and multiply-adds for an in_h x in_w input. */
+gn_status gn_block_output_shape(const gn_block *block, int in_h, int in_w, int *channels,
+                                int *out_h, int *out_w);
+int64_t gn_block_macs(const gn_block *block, int in_h, int in_w);
+
+/* Inference (BN with running statistics) on batch x in_chans x h x w floats (NCHW). Plans and
+ * frees its own scratch per call; for repeated runs at one size, a session is cheaper. */
+gn_status gn_block_forward(const gn_block *block, int batch, int h, int w, const float *input,
+                           float *output, gn_error *err);
+
 /* ---- images ------------------------------------------------------------------------------- */
 
 typedef struct gn_image {

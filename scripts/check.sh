@@ -33,8 +33,8 @@ if [ "$fuzz_seconds" -gt 0 ]; then
     step "libFuzzer targets, ${fuzz_seconds}s each"
     CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGN_FUZZ=ON \
         -DGN_BUILD_TESTS=OFF >/dev/null
-    cmake --build build/fuzz -j "$jobs" --target fuzz_safetensors fuzz_image
-    for target in safetensors image; do
+    cmake --build build/fuzz -j "$jobs" --target fuzz_safetensors fuzz_image fuzz_idx
+    for target in safetensors image idx; do
         corpus=build/fuzz/corpus_$target
         mkdir -p "$corpus"
         cp fuzz/corpus_$target/* "$corpus"/ 2>/dev/null || true

@@ -11,9 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* GN_WITH_IMAGES=0 (CMake -DGN_WITH_IMAGES=OFF): built without libjpeg/libpng, e.g. for a
+ * cross build; decoding then returns GN_ERR_UNSUPPORTED, preprocessing still works. */
+#ifndef GN_WITH_IMAGES
+#define GN_WITH_IMAGES 1
+#endif
+#if GN_WITH_IMAGES
 #include <jpeglib.h>
 #include <jerror.h>
 #include <png.h>
+#endif
 
 #include "core/common.h"
 
@@ -22,6 +29,7 @@
 #pragma STDC FP_CONTRACT OFF
 #endif
 
+#if GN_WITH_IMAGES
 /* ---- shared ----------------------------------------------------------------------------- */
 
 /* Validates decoded dimensions; writes a reason into msg on failure. */
@@ -365,6 +373,8 @@ static gn_status decode_png(const uint8_t *data, size_t size, const char *what, 
     return GN_OK;
 }
 
+#endif /* GN_WITH_IMAGES */
+
 /* ---- public decoding entry points --------------------------------------------------------- */
 
 gn_status gn_image_decode_named(const uint8_t *data, size_t size, const char *what,
@@ -373,12 +383,17 @@ gn_status gn_image_decode_named(const uint8_t *data, size_t size, const char *wh
     if (!out) return gn_fail(err, GN_ERR_INVALID_ARG, "%s: output image is NULL", what);
     memset(out, 0, sizeof *out);
     if (!data && size) return gn_fail(err, GN_ERR_INVALID_ARG, "%s: data is NULL", what);
+#if GN_WITH_IMAGES
     if (size >= sizeof png_signature && memcmp(data, png_signature, sizeof png_signature) == 0)
         return decode_png(data, size, what, out, err);
     if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF)
         return decode_jpeg(data, size, what, out, err);
     return gn_fail(err, GN_ERR_FORMAT, "%s: not a JPEG or PNG file%s", what,
                    size == 0 ? " (empty)" : "");
+#else
+    return gn_fail(err, GN_ERR_UNSUPPORTED, "%s: built without image decoding (GN_WITH_IMAGES=OFF)",
+                   what);
+#endif
 }
 
 gn_status gn_image_decode(const uint8_t *data, size_t size, gn_image *out, gn_error *err) {

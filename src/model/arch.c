@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "core/rng.h"
 
 /* The MobileNetV3-style layout of the paper's Table 1: k, mid, out, se_ratio > 0, stride;
  * stage[] groups the bottlenecks into timm's blocks.N.M names. */
@@ -69,6 +70,11 @@ typedef struct builder {
     gn_status status;
 } builder;
 
+/* "<prefix>.<suffix>", or just the suffix for a standalone block's empty prefix. */
+static void join(char *buf, size_t n, const char *prefix, const char *suffix) {
+    snprintf(buf, n, "%s%s%s", prefix, prefix[0] ? "." : "", suffix);
+}
+
 static int add_tensor(builder *b, const char *prefix, const char *suffix, int ndim,
                       const int64_t *shape, int is_param, int is_bn) {
     gn_arch *a = b->arch;
@@ -78,7 +84,7 @@ static int add_tensor(builder *b, const char *prefix, const char *suffix, int nd
         return -1;
     }
     gn_tensor_desc *t = &a->tensors[a->num_tensors];
-    snprintf(t->name, sizeof t->name, "%s%s%s", prefix, prefix[0] ? "." : "", suffix);
+    join(t->name, sizeof t->name, prefix, suffix);
     t->ndim = ndim;
     t->numel = 1;
     for (int i = 0; i < 4; i++) t->shape[i] = i < ndim ? shape[i] : 1;
@@ -123,8 +129,8 @@ static gn_conv_desc add_conv(builder *b, const char *wprefix, int in_c, int out_
     return c;
 }
 
-static gn_ghost_desc add_ghost(builder *b, const char *prefix, int in_c, int out_c, int relu,
-                               int ratio, int dw_size) {
+static gn_ghost_desc add_ghost(builder *b, const char *prefix, int in_c, int out_c, int kernel,
+                               int stride, int relu, int ratio, int dw_size) {
     gn_ghost_desc g;
     char wp[64], bp[64];
     g.in_c = in_c;
@@ -133,55 +139,56 @@ static gn_ghost_desc add_ghost(builder *b, const char *prefix, int in_c, int out
     g.new_c = g.init_c * (ratio - 1);
     g.kept_new = out_c - g.init_c;
     g.relu = relu;
-    snprintf(wp, sizeof wp, "%s.primary_conv.0", prefix);
-    snprintf(bp, sizeof bp, "%s.primary_conv.1", prefix);
-    g.primary = add_conv(b, wp, in_c, g.init_c, 1, 1, 1, bp, 0);
-    snprintf(wp, sizeof wp, "%s.cheap_operation.0", prefix);
-    snprintf(bp, sizeof bp, "%s.cheap_operation.1", prefix);
+    join(wp, sizeof wp, prefix, "primary_conv.0");
+    join(bp, sizeof bp, prefix, "primary_conv.1");
+    g.primary = add_conv(b, wp, in_c, g.init_c, kernel, stride, 1, bp, 0);
+    join(wp, sizeof wp, prefix, "cheap_operation.0");
+    join(bp, sizeof bp, prefix, "cheap_operation.1");
     g.cheap = add_conv(b, wp, g.init_c, g.new_c, dw_size, 1, g.init_c, bp, 0);
     return g;
 }
 
 static void add_bottleneck(builder *b, gn_bottleneck_desc *blk, int in_c, int mid_c, int out_c,
-                           int kernel, int stride, int se, const gn_config *cfg) {
+                           int kernel, int stride, double se_ratio, int ratio, int dw_size) {
     char p[64], q[64];
+    const char *name = blk->name;
     blk->in_c = in_c;
     blk->mid_c = mid_c;
     blk->out_c = out_c;
     blk->kernel = kernel;
     blk->stride = stride;
 
-    snprintf(p, sizeof p, "%s.ghost1", blk->name);
-    blk->ghost1 = add_ghost(b, p, in_c, mid_c, 1, cfg->ghost_ratio, cfg->ghost_dw_size);
+    join(p, sizeof p, name, "ghost1");
+    blk->ghost1 = add_ghost(b, p, in_c, mid_c, 1, 1, 1, ratio, dw_size);
     blk->has_dw = stride > 1;
     if (blk->has_dw) {
-        snprintf(p, sizeof p, "%s.conv_dw", blk->name);
-        snprintf(q, sizeof q, "%s.bn_dw", blk->name);
+        join(p, sizeof p, name, "conv_dw");
+        join(q, sizeof q, name, "bn_dw");
         blk->conv_dw = add_conv(b, p, mid_c, mid_c, kernel, stride, mid_c, q, 0);
     }
-    blk->has_se = se;
-    if (se) {
+    blk->has_se = se_ratio > 0.0;
+    if (blk->has_se) {
         gn_se_desc *s = &blk->se;
         s->channels = mid_c;
-        s->reduced = gn_make_divisible(mid_c * 0.25, 4);
+        s->reduced = gn_make_divisible(mid_c * se_ratio, 4);
         const int64_t rw[4] = {s->reduced, mid_c, 1, 1}, rb[1] = {s->reduced};
         const int64_t ew[4] = {mid_c, s->reduced, 1, 1}, eb[1] = {mid_c};
-        snprintf(p, sizeof p, "%s.se.conv_reduce", blk->name);
+        join(p, sizeof p, name, "se.conv_reduce");
         s->reduce_w = add_tensor(b, p, "weight", 4, rw, 1, 0);
         s->reduce_b = add_tensor(b, p, "bias", 1, rb, 1, 0);
-        snprintf(p, sizeof p, "%s.se.conv_expand", blk->name);
+        join(p, sizeof p, name, "se.conv_expand");
         s->expand_w = add_tensor(b, p, "weight", 4, ew, 1, 0);
         s->expand_b = add_tensor(b, p, "bias", 1, eb, 1, 0);
     }
-    snprintf(p, sizeof p, "%s.ghost2", blk->name);
-    blk->ghost2 = add_ghost(b, p, mid_c, out_c, 0, cfg->ghost_ratio, cfg->ghost_dw_size);
+    join(p, sizeof p, name, "ghost2");
+    blk->ghost2 = add_ghost(b, p, mid_c, out_c, 1, 1, 0, ratio, dw_size);
     blk->has_projection = !(in_c == out_c && stride == 1);
     if (blk->has_projection) {
-        snprintf(p, sizeof p, "%s.shortcut.0", blk->name);
-        snprintf(q, sizeof q, "%s.shortcut.1", blk->name);
+        join(p, sizeof p, name, "shortcut.0");
+        join(q, sizeof q, name, "shortcut.1");
         blk->shortcut_dw = add_conv(b, p, in_c, in_c, kernel, stride, in_c, q, 0);
-        snprintf(p, sizeof p, "%s.shortcut.2", blk->name);
-        snprintf(q, sizeof q, "%s.shortcut.3", blk->name);
+        join(p, sizeof p, name, "shortcut.2");
+        join(q, sizeof q, name, "shortcut.3");
         blk->shortcut_pw = add_conv(b, p, in_c, out_c, 1, 1, 1, q, 0);
     }
 }
@@ -205,7 +212,7 @@ gn_status gn_arch_build(const gn_config *config, gn_arch *arch, gn_error *err) {
         int out_c = gn_make_divisible(kLayout[i].out * w, 4);
         int mid_c = gn_make_divisible(kLayout[i].mid * w, 4);
         add_bottleneck(&b, blk, channels, mid_c, out_c, kLayout[i].k, kLayout[i].stride,
-                       kLayout[i].se, config);
+                       kLayout[i].se ? 0.25 : 0.0, config->ghost_ratio, config->ghost_dw_size);
         channels = out_c;
     }
     arch->num_blocks = kNumLayout;
@@ -229,4 +236,154 @@ int64_t gn_conv_desc_params(const gn_conv_desc *c) {
     if (c->bias >= 0) n += c->out_c;
     if (c->bn.first >= 0) n += 2 * (int64_t)c->bn.channels;
     return n;
+}
+
+/* ---- standalone blocks ----------------------------------------------------------------- */
+
+gn_status gn_arch_build_ghost_module(const gn_ghost_module_config *c, gn_arch *arch,
+                                     gn_ghost_desc *out, gn_error *err) {
+    if (c->in_chans < 1 || c->out_chans < 1 || c->in_chans > 65536 || c->out_chans > 65536)
+        return gn_fail(err, GN_ERR_INVALID_ARG, "ghost module channels %d -> %d out of range",
+                       c->in_chans, c->out_chans);
+    if (c->kernel < 1 || c->kernel > 15 || c->kernel % 2 == 0 || c->stride < 1 || c->stride > 8)
+        return gn_fail(err, GN_ERR_INVALID_ARG,
+                       "ghost module kernel %d must be odd 1..15 and stride %d 1..8", c->kernel,
+                       c->stride);
+    if (c->ratio < 2 || c->ratio > 16 || c->dw_size < 1 || c->dw_size > 15 || c->dw_size % 2 == 0)
+        return gn_fail(err, GN_ERR_INVALID_ARG, "ghost module s=%d (2..16), d=%d (odd 1..15)",
+                       c->ratio, c->dw_size);
+    memset(arch, 0, sizeof *arch);
+    builder b = {arch, GN_OK};
+    *out = add_ghost(&b, "", c->in_chans, c->out_chans, c->kernel, c->stride, c->relu != 0,
+                     c->ratio, c->dw_size);
+    return b.status == GN_OK ? GN_OK : gn_fail(err, b.status, "too many tensors");
+}
+
+gn_status gn_arch_build_bottleneck(const gn_bottleneck_config *c, gn_arch *arch,
+                                   gn_bottleneck_desc *out, gn_error *err) {
+    if (c->in_chans < 1 || c->mid_chans < 1 || c->out_chans < 1 || c->in_chans > 65536 ||
+        c->mid_chans > 65536 || c->out_chans > 65536)
+        return gn_fail(err, GN_ERR_INVALID_ARG, "bottleneck channels %d/%d/%d out of range",
+                       c->in_chans, c->mid_chans, c->out_chans);
+    if (c->kernel < 1 || c->kernel > 15 || c->kernel % 2 == 0 || c->stride < 1 || c->stride > 8)
+        return gn_fail(err, GN_ERR_INVALID_ARG,
+                       "bottleneck kernel %d must be odd 1..15 and stride %d 1..8", c->kernel,
+                       c->stride);
+    if (!(c->se_ratio >= 0.0f && c->se_ratio <= 1.0f))
+        return gn_fail(err, GN_ERR_INVALID_ARG, "se_ratio %g out of range [0, 1]",
+                       (double)c->se_ratio);
+    if (c->ratio < 2 || c->ratio > 16 || c->dw_size < 1 || c->dw_size > 15 || c->dw_size % 2 == 0)
+        return gn_fail(err, GN_ERR_INVALID_ARG, "bottleneck s=%d (2..16), d=%d (odd 1..15)",
+                       c->ratio, c->dw_size);
+    memset(arch, 0, sizeof *arch);
+    memset(out, 0, sizeof *out);
+    builder b = {arch, GN_OK};
+    add_bottleneck(&b, out, c->in_chans, c->mid_chans, c->out_chans, c->kernel, c->stride,
+                   c->se_ratio, c->ratio, c->dw_size);
+    return b.status == GN_OK ? GN_OK : gn_fail(err, b.status, "too many tensors");
+}
+
+/* ---- shared helpers over a tensor table ------------------------------------------------- */
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* PyTorch's defaults: Conv2d and Linear weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+ * (kaiming_uniform with a = sqrt(5)); BN weight 1, bias 0, mean 0, var 1. */
+void gn_arch_init_tensors(const gn_arch *a, float *data, uint64_t seed) {
+    gn_rng rng;
+    gn_rng_seed(&rng, seed);
+    float fan_in = 1.0f;
+    for (int i = 0; i < a->num_tensors; i++) {
+        const gn_tensor_desc *t = &a->tensors[i];
+        float *d = data + t->offset;
+        if (t->is_bn) {
+            int ones = ends_with(t->name, ".weight") || ends_with(t->name, ".running_var");
+            for (size_t j = 0; j < t->numel; j++) d[j] = ones ? 1.0f : 0.0f;
+            continue;
+        }
+        if (t->ndim >= 2) {
+            fan_in = 1.0f;
+            for (int k = 1; k < t->ndim; k++) fan_in *= (float)t->shape[k];
+        } /* a bias follows its weight and shares its fan_in */
+        const float bound = 1.0f / sqrtf(fan_in);
+        for (size_t j = 0; j < t->numel; j++) d[j] = (2.0f * gn_rng_uniform(&rng) - 1.0f) * bound;
+    }
+}
+
+void gn_arch_tensor_info(const gn_arch *a, float *data, int index, gn_tensor_info *info) {
+    const gn_tensor_desc *t = &a->tensors[index];
+    info->name = t->name;
+    info->ndim = t->ndim;
+    for (int i = 0; i < 4; i++) info->shape[i] = t->shape[i];
+    info->data = data + t->offset;
+    info->numel = t->numel;
+}
+
+int gn_arch_find_tensor(const gn_arch *a, const char *name) {
+    for (int i = 0; i < a->num_tensors; i++)
+        if (strcmp(a->tensors[i].name, name) == 0) return i;
+    return -1;
+}
+
+size_t gn_arch_param_count(const gn_arch *a) {
+    size_t n = 0;
+    for (int i = 0; i < a->num_tensors; i++)
+        if (a->tensors[i].is_param) n += a->tensors[i].numel;
+    return n;
+}
+
+/* Counted as the network defines it (the whole cheap conv, as PyTorch counters do), even
+ * though the engine skips ghost maps that the [:out] slice drops (only when out % s != 0). */
+int64_t gn_ghost_macs(const gn_ghost_desc *g, int out_h, int out_w) {
+    return gn_conv_desc_macs(&g->primary, out_h, out_w) + gn_conv_desc_macs(&g->cheap, out_h, out_w);
+}
+
+int64_t gn_ghost_params(const gn_ghost_desc *g) {
+    return gn_conv_desc_params(&g->primary) + gn_conv_desc_params(&g->cheap);
+}
+
+int64_t gn_se_macs(const gn_se_desc *s) { return 2 * (int64_t)s->channels * s->reduced; }
+
+int64_t gn_se_params(const gn_se_desc *s) {
+    return 2 * (int64_t)s->channels * s->reduced + s->channels + s->reduced;
+}
+
+int64_t gn_bottleneck_macs(const gn_bottleneck_desc *b, int h, int w) {
+    const int oh = gn_conv_out_size(h, b->kernel, b->stride);
+    const int ow = gn_conv_out_size(w, b->kernel, b->stride);
+    int64_t m = gn_ghost_macs(&b->ghost1, h, w) + gn_ghost_macs(&b->ghost2, oh, ow);
+    if (b->has_dw) m += gn_conv_desc_macs(&b->conv_dw, oh, ow);
+    if (b->has_se) m += gn_se_macs(&b->se);
+    if (b->has_projection)
+        m += gn_conv_desc_macs(&b->shortcut_dw, oh, ow) + gn_conv_desc_macs(&b->shortcut_pw, oh, ow);
+    return m;
+}
+
+/* w' = w * g / sqrt(v + eps), b' = beta + (bias - mean) * g / sqrt(v + eps), in double so
+ * folding adds no error beyond the final rounding. */
+void gn_conv_fold_bn(const gn_arch *a, const float *data, const gn_conv_desc *c, int out_c,
+                     float *w_out, float *b_out) {
+    const size_t per_out = (size_t)(c->in_c / c->groups) * c->kernel * c->kernel;
+    const float *w = data + a->tensors[c->weight].offset;
+    const float *bias = c->bias >= 0 ? data + a->tensors[c->bias].offset : NULL;
+    const float *gamma = NULL, *beta = NULL, *mean = NULL, *var = NULL;
+    if (c->bn.first >= 0) {
+        gamma = data + a->tensors[c->bn.first].offset;
+        beta = data + a->tensors[c->bn.first + 1].offset;
+        mean = data + a->tensors[c->bn.first + 2].offset;
+        var = data + a->tensors[c->bn.first + 3].offset;
+    }
+    for (int j = 0; j < out_c; j++) {
+        double scale = 1.0, shift = bias ? bias[j] : 0.0;
+        if (gamma) {
+            scale = gamma[j] / sqrt((double)var[j] + GN_BN_EPS);
+            shift = beta[j] + (shift - mean[j]) * scale;
+        }
+        for (size_t k = 0; k < per_out; k++)
+            w_out[j * per_out + k] = (float)(w[j * per_out + k] * scale);
+        b_out[j] = (float)shift;
+    }
 }

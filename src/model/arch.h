@@ -83,6 +83,13 @@ int gn_make_divisible(double v, int divisor);
 /* Builds the description for a validated config. */
 gn_status gn_arch_build(const gn_config *config, gn_arch *arch, gn_error *err);
 
+/* A standalone Ghost module or bottleneck: tensors named relative to the block
+ * ("primary_conv.0.weight", "ghost1.cheap_operation.1.running_var", ...). */
+gn_status gn_arch_build_ghost_module(const gn_ghost_module_config *config, gn_arch *arch,
+                                     gn_ghost_desc *out, gn_error *err);
+gn_status gn_arch_build_bottleneck(const gn_bottleneck_config *config, gn_arch *arch,
+                                   gn_bottleneck_desc *out, gn_error *err);
+
 /* Output size of a conv with padding kernel/2. */
 static inline int gn_conv_out_size(int in, int kernel, int stride) {
     return (in + 2 * (kernel / 2) - kernel) / stride + 1;
@@ -92,5 +99,24 @@ static inline int gn_conv_out_size(int in, int kernel, int stride) {
 int64_t gn_conv_desc_macs(const gn_conv_desc *c, int out_h, int out_w);
 /* Learnable parameters of a conv with its BN (weight, bias, gamma, beta). */
 int64_t gn_conv_desc_params(const gn_conv_desc *c);
+
+/* PyTorch-default initialisation of every tensor in a table, from a seeded generator. */
+void gn_arch_init_tensors(const gn_arch *a, float *data, uint64_t seed);
+void gn_arch_tensor_info(const gn_arch *a, float *data, int index, gn_tensor_info *info);
+int gn_arch_find_tensor(const gn_arch *a, const char *name); /* -1 when absent */
+size_t gn_arch_param_count(const gn_arch *a);
+
+/* Sizes of the parts (multiply-adds per image). A Ghost module's out_h x out_w is that of its
+ * primary conv; a bottleneck takes its input size. */
+int64_t gn_ghost_macs(const gn_ghost_desc *g, int out_h, int out_w);
+int64_t gn_ghost_params(const gn_ghost_desc *g);
+int64_t gn_se_macs(const gn_se_desc *s);
+int64_t gn_se_params(const gn_se_desc *s);
+int64_t gn_bottleneck_macs(const gn_bottleneck_desc *b, int h, int w);
+
+/* A conv's first out_c output channels with its BN folded in (or its bias copied):
+ * w_out [out_c][in_c/groups][k][k], b_out [out_c]. */
+void gn_conv_fold_bn(const gn_arch *a, const float *data, const gn_conv_desc *c, int out_c,
+                     float *w_out, float *b_out);
 
 #endif

@@ -1,9 +1,7 @@
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/common.h"
-#include "core/rng.h"
 #include "model/model_internal.h"
 
 gn_preprocess gn_preprocess_default(const gn_config *config) {
@@ -17,19 +15,6 @@ gn_preprocess gn_preprocess_default(const gn_config *config) {
         p.std[i] = config->in_chans == 3 ? imagenet_std[i] : 0.5f;
     }
     return p;
-}
-
-/* BN weights and running variances start at one (PyTorch's defaults), all else at zero. */
-static void reset_bn(gn_model *m) {
-    const gn_arch *a = m->arch;
-    for (int i = 0; i < a->num_tensors; i++) {
-        const gn_tensor_desc *t = &a->tensors[i];
-        size_t len = strlen(t->name);
-        int ones = t->is_bn && ((len > 7 && strcmp(t->name + len - 7, ".weight") == 0) ||
-                                (len > 12 && strcmp(t->name + len - 12, ".running_var") == 0));
-        float *d = m->data + t->offset;
-        for (size_t j = 0; j < t->numel; j++) d[j] = ones ? 1.0f : 0.0f;
-    }
 }
 
 gn_status gn_model_create(const gn_config *config, gn_model **out, gn_error *err) {
@@ -53,7 +38,7 @@ gn_status gn_model_create(const gn_config *config, gn_model **out, gn_error *err
         gn_model_free(m);
         return gn_fail(err, GN_ERR_NOMEM, "out of memory for %zu parameters", floats);
     }
-    reset_bn(m);
+    gn_arch_init_tensors(m->arch, m->data, 0);
     m->pre = gn_preprocess_default(config);
     *out = m;
     return GN_OK;
@@ -66,57 +51,30 @@ void gn_model_free(gn_model *model) {
     free(model);
 }
 
-/* PyTorch's default for Conv2d and Linear: kaiming_uniform(a=sqrt(5)) gives
- * U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights, and the same bound for biases. */
 gn_status gn_model_init_random(gn_model *model, uint64_t seed) {
     if (!model) return GN_ERR_INVALID_ARG;
-    gn_rng rng;
-    gn_rng_seed(&rng, seed);
-    reset_bn(model);
-    const gn_arch *a = model->arch;
-    float fan_in = 1.0f;
-    for (int i = 0; i < a->num_tensors; i++) {
-        const gn_tensor_desc *t = &a->tensors[i];
-        if (t->is_bn) continue;
-        if (t->ndim >= 2) {
-            fan_in = 1.0f;
-            for (int d = 1; d < t->ndim; d++) fan_in *= (float)t->shape[d];
-        } /* a bias follows its weight and reuses its fan_in */
-        float bound = 1.0f / sqrtf(fan_in);
-        float *d = model->data + t->offset;
-        for (size_t j = 0; j < t->numel; j++) d[j] = (2.0f * gn_rng_uniform(&rng) - 1.0f) * bound;
-    }
+    gn_arch_init_tensors(model->arch, model->data, seed);
     return GN_OK;
 }
 
 const gn_config *gn_model_config(const gn_model *model) { return &model->arch->config; }
 
-size_t gn_model_param_count(const gn_model *model) {
-    size_t n = 0;
-    for (int i = 0; i < model->arch->num_tensors; i++)
-        if (model->arch->tensors[i].is_param) n += model->arch->tensors[i].numel;
-    return n;
-}
+size_t gn_model_param_count(const gn_model *model) { return gn_arch_param_count(model->arch); }
 
 size_t gn_model_tensor_count(const gn_model *model) { return (size_t)model->arch->num_tensors; }
 
 gn_status gn_model_tensor(const gn_model *model, size_t index, gn_tensor_info *info) {
     if (!model || !info || index >= (size_t)model->arch->num_tensors) return GN_ERR_INVALID_ARG;
-    const gn_tensor_desc *t = &model->arch->tensors[index];
-    info->name = t->name;
-    info->ndim = t->ndim;
-    for (int i = 0; i < 4; i++) info->shape[i] = t->shape[i];
-    info->data = model->data + t->offset;
-    info->numel = t->numel;
+    gn_arch_tensor_info(model->arch, model->data, (int)index, info);
     return GN_OK;
 }
 
 gn_status gn_model_find_tensor(const gn_model *model, const char *name, gn_tensor_info *info) {
-    if (!model || !name) return GN_ERR_INVALID_ARG;
-    for (int i = 0; i < model->arch->num_tensors; i++)
-        if (strcmp(model->arch->tensors[i].name, name) == 0)
-            return gn_model_tensor(model, (size_t)i, info);
-    return GN_ERR_INVALID_ARG;
+    if (!model || !name || !info) return GN_ERR_INVALID_ARG;
+    int i = gn_arch_find_tensor(model->arch, name);
+    if (i < 0) return GN_ERR_INVALID_ARG;
+    gn_arch_tensor_info(model->arch, model->data, i, info);
+    return GN_OK;
 }
 
 const gn_preprocess *gn_model_preprocess(const gn_model *model) { return &model->pre; }

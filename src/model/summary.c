@@ -28,16 +28,6 @@ static gn_layer_info *add_row(table *t, int depth, const char *name, const char 
     return r;
 }
 
-static int64_t ghost_params(const gn_ghost_desc *g) {
-    return gn_conv_desc_params(&g->primary) + gn_conv_desc_params(&g->cheap);
-}
-
-static int64_t ghost_macs(const gn_ghost_desc *g, int h, int w) {
-    /* Counted as the network defines it (the whole cheap conv, as PyTorch counters do), even
-     * though the engine skips ghost maps that the [:out] slice drops (only when out % s != 0). */
-    return gn_conv_desc_macs(&g->primary, h, w) + gn_conv_desc_macs(&g->cheap, h, w);
-}
-
 static void conv_type(char *buf, size_t n, const char *what, const gn_conv_desc *c) {
     snprintf(buf, n, "%s %dx%d/%d", what, c->kernel, c->kernel, c->stride);
 }
@@ -53,7 +43,7 @@ static int64_t bottleneck_rows(table *t, const gn_bottleneck_desc *b, int h, int
              b->has_se ? " SE" : "");
     add_row(t, 0, b->name, type, b->out_c, oh, ow, 0, 0);
 
-    int64_t p = ghost_params(&b->ghost1), m = ghost_macs(&b->ghost1, h, w);
+    int64_t p = gn_ghost_params(&b->ghost1), m = gn_ghost_macs(&b->ghost1, h, w);
     snprintf(name, sizeof name, "%s.ghost1", b->name);
     add_row(t, 1, name, "GhostModule+ReLU", b->mid_c, h, w, p, m);
     params += p;
@@ -69,15 +59,15 @@ static int64_t bottleneck_rows(table *t, const gn_bottleneck_desc *b, int h, int
     }
     if (b->has_se) {
         const gn_se_desc *s = &b->se;
-        p = 2 * (int64_t)s->channels * s->reduced + s->channels + s->reduced;
-        m = 2 * (int64_t)s->channels * s->reduced;
+        p = gn_se_params(s);
+        m = gn_se_macs(s);
         snprintf(name, sizeof name, "%s.se", b->name);
         add_row(t, 1, name, "SqueezeExcite", b->mid_c, oh, ow, p, m);
         params += p;
         macs += m;
     }
-    p = ghost_params(&b->ghost2);
-    m = ghost_macs(&b->ghost2, oh, ow);
+    p = gn_ghost_params(&b->ghost2);
+    m = gn_ghost_macs(&b->ghost2, oh, ow);
     snprintf(name, sizeof name, "%s.ghost2", b->name);
     add_row(t, 1, name, "GhostModule", b->out_c, oh, ow, p, m);
     params += p;

@@ -3,7 +3,12 @@
  * Ghost module's concat happens in place (primary maps, then ghost maps, in one buffer).
  *
  * gn_*_ref are the plain reference kernels, kept as the oracle; the unsuffixed entry points
- * pick a fast kernel for the shape and must agree with the reference (tests/test_ops.c). */
+ * pick a fast kernel for the shape and must agree with the reference (tests/test_ops.c).
+ *
+ * Inference sessions use a second, faster layer built on these definitions: micro-kernels per
+ * instruction set (ukernels.h: kernels_scalar.c, kernels_avx2.c, kernels_neon.c, chosen by
+ * dispatch.c) and operators over packed weights split into tasks for a thread pool
+ * (fastops.h: pack.c, fastops.c), checked against the functions here by tests/test_kernels.c. */
 #ifndef GN_OPS_H
 #define GN_OPS_H
 

@@ -11,6 +11,10 @@ not identities, eval mode, seeded torch.randn input, float32 forward on 2 thread
     OUTDIR/manifest.txt                 "<name> <batch> <height> <width> <taps 0|1>" per config
     OUTDIR/sizes.txt                    "<name> <params> <macs> <h> <w> <width> <s> <d>
                                          <in_chans> <classes> <stem_stride>" per size check
+    OUTDIR/<block>.block.safetensors    a standalone GhostModule / GhostBottleneck: its state
+                                        dict (keys relative to the block), "input", "output"
+    OUTDIR/blocks.txt                   "<name> <ghost_module|bottleneck> <args,...> <batch>
+                                         <h> <w>" per block
 Exit status 77 (test skipped) when torch is missing, unless GN_REQUIRE_REFERENCE=1 (then 1).
 """
 import os
@@ -58,6 +62,20 @@ CONFIGS = [
     ("w130_28_b3_s3d5", {"width": 1.3, "ghost_ratio": 3, "ghost_dw_size": 5, "num_classes": 10},
      3, 28, 28, 0),
     ("w100_33x64_nodrop", {"num_classes": 10, "dropout": 0.0}, 1, 33, 64, 0),
+]
+
+# Standalone blocks (the paper's plug-and-play parts): name, kind, constructor args, batch, h, w.
+# GhostModule(inp, oup, kernel, ratio, dw_size, stride, relu);
+# GhostBottleneck(in, mid, out, k, stride, se_ratio, ratio, dw_size).
+BLOCKS = [
+    ("gm_k1_s2", "ghost_module", (8, 16, 1, 2, 3, 1, 1), 2, 9, 7),
+    ("gm_k3_stride2_s3d5", "ghost_module", (5, 13, 3, 3, 5, 2, 1), 1, 11, 10),
+    ("gm_k3_s4d1_norelu", "ghost_module", (7, 9, 3, 4, 1, 1, 0), 3, 5, 7),
+    ("gb_id_nose", "bottleneck", (16, 48, 16, 3, 1, 0.0, 2, 3), 2, 8, 8),
+    ("gb_id_se", "bottleneck", (24, 72, 24, 5, 1, 0.25, 2, 3), 1, 7, 9),
+    ("gb_s2_se_proj", "bottleneck", (12, 40, 20, 5, 2, 0.25, 3, 5), 2, 13, 11),
+    ("gb_s2_proj", "bottleneck", (8, 24, 16, 3, 2, 0.0, 2, 1), 1, 6, 6),
+    ("gb_s1_proj_se", "bottleneck", (8, 30, 12, 3, 1, 0.25, 4, 3), 1, 5, 5),
 ]
 
 # Size checks for the C summary: name, cfg overrides, h, w.
@@ -112,6 +130,35 @@ def make_one(outdir, index, name, overrides, batch, h, w, taps):
     return "%s %d %d %d %d" % (name, batch, h, w, taps)
 
 
+def make_block(outdir, index, name, kind, args, batch, h, w):
+    """One standalone block: its state dict (keys relative to the block), input and output."""
+    import torch
+    import ghostnet_ref as ref
+    import st_io
+
+    seed = 5000 + 31 * index
+    torch.manual_seed(seed)
+    if kind == "ghost_module":
+        inp, oup, kernel, ratio, dw, stride, relu = args
+        block = ref.GhostModule(inp, oup, kernel, ratio, dw, stride, bool(relu))
+    else:
+        block = ref.GhostBottleneck(*args)
+        inp = args[0]
+    gen = torch.Generator().manual_seed(seed + 1)
+    calib = torch.randn(8, inp, h, w, generator=gen)
+    ref.randomize_bn(block, gen, calib=calib)
+    block.eval()
+    x = torch.randn(batch, inp, h, w, generator=gen)
+    with torch.no_grad():
+        y = block(x)
+    tensors = {k: v for k, v in block.state_dict().items() if not k.endswith("num_batches_tracked")}
+    tensors["input"] = x
+    tensors["output"] = y
+    arrays = {k: v.detach().contiguous().float().numpy() for k, v in tensors.items()}
+    st_io.save(os.path.join(outdir, name + ".block.safetensors"), arrays, {"seed": str(seed)})
+    return "%s %s %s %d %d %d" % (name, kind, ",".join(str(a) for a in args), batch, h, w)
+
+
 def size_line(name, overrides, h, w):
     import ghostnet_ref as ref
     cfg = ref.make_cfg(**overrides)
@@ -136,7 +183,8 @@ def main(argv):
     t0 = time.time()
     manifest = [make_one(outdir, i, *c) for i, c in enumerate(CONFIGS)]
     sizes = [size_line(*s) for s in SIZES]
-    for fname, lines in (("manifest.txt", manifest), ("sizes.txt", sizes)):
+    blocks = [make_block(outdir, i, *b) for i, b in enumerate(BLOCKS)]
+    for fname, lines in (("blocks.txt", blocks), ("sizes.txt", sizes), ("manifest.txt", manifest)):
         tmp = os.path.join(outdir, fname + ".tmp")
         with open(tmp, "w") as f:
             f.write("\n".join(lines) + "\n")

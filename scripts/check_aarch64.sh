@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Cross-builds for aarch64 (NEON kernels) and runs the kernel, model and parity tests under
+# qemu-user, on the NEON path and again on the portable one (GN_FORCE_SCALAR=1).
+#   needs: apt-get install gcc-aarch64-linux-gnu qemu-user
+#   scripts/check_aarch64.sh            (fixtures: GN_FIXTURES, else made with /usr/bin/python3)
+# No libjpeg/libpng/zlib for arm64 is assumed: the build uses -DGN_WITH_IMAGES=OFF.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=${BUILD_DIR:-build/aarch64}
+sysroot=${GN_AARCH64_SYSROOT:-/usr/aarch64-linux-gnu}
+jobs=${JOBS:-2}
+
+cmake -S . -B "$dir" -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DGN_WITH_IMAGES=OFF \
+    -DGN_AARCH64_SYSROOT="$sysroot" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$dir" -j "$jobs" --target test_ops test_kernels test_model test_parity
+
+fixtures=${GN_FIXTURES:-$dir/fixtures/parity}
+if [ ! -f "$fixtures/manifest.txt" ]; then
+    echo "=== making parity fixtures in $fixtures (PyTorch on the host)"
+    /usr/bin/python3 tests/reference/make_fixtures.py "$fixtures"
+fi
+
+run() { (cd "$dir/tests" && qemu-aarch64 -L "$sysroot" "$@"); }
+fail=0
+for scalar in 0 1; do
+    for t in test_ops test_kernels test_model; do
+        echo "=== $t (qemu-aarch64, GN_FORCE_SCALAR=$scalar)"
+        GN_FORCE_SCALAR=$scalar run "./$t" | tail -n 3 || fail=1
+    done
+    echo "=== test_parity (qemu-aarch64, GN_FORCE_SCALAR=$scalar)"
+    GN_FORCE_SCALAR=$scalar GN_FIXTURES="$(cd "$fixtures" && pwd)" run ./test_parity | tail -n 3 || fail=1
+done
+[ "$fail" = 0 ] && echo "=== aarch64: all passed" || { echo "=== aarch64: FAILED"; exit 1; }
