@@ -14,6 +14,8 @@ static const struct {
     {"init", cmd_init, "write a randomly initialised model file"},
     {"classify", cmd_classify, "classify JPEG/PNG images with a model file"},
     {"bench", cmd_bench, "time inference: latency, throughput, memory"},
+    {"train", cmd_train, "train a GhostNet on IDX files or image folders"},
+    {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix on a test set"},
 };
 
 static void usage(FILE *out) {

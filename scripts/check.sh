@@ -20,7 +20,20 @@ build_and_test() { # dir, then cmake options
 }
 
 step "gcc release build + tests"
-CC=gcc build_and_test build/gcc -DCMAKE_BUILD_TYPE=Release
+CC=gcc build_and_test build/gcc -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$PWD/build/install"
+
+step "install, then build examples/minimal.c against it with pkg-config (the header as plain C)"
+cmake --install build/gcc >/dev/null
+export PKG_CONFIG_PATH="$PWD/build/install/lib/pkgconfig:$PWD/build/install/lib/$(gcc -print-multiarch)/pkgconfig"
+libdir=$(pkg-config --variable=libdir ghostnet)
+gcc -std=c11 -Wall -Wextra -pedantic -Werror examples/minimal.c $(pkg-config --cflags ghostnet) \
+    "$libdir/libghostnet.a" $(pkg-config --libs --static ghostnet | sed 's/-lghostnet//') \
+    -o build/minimal_static
+build/minimal_static
+gcc -std=c11 -Wall -Wextra -pedantic -Werror examples/minimal.c \
+    $(pkg-config --cflags --libs ghostnet) -o build/minimal_shared
+LD_LIBRARY_PATH="$libdir" build/minimal_shared
+unset PKG_CONFIG_PATH
 
 step "clang release build + tests"
 CC=clang build_and_test build/clang -DCMAKE_BUILD_TYPE=Release
@@ -41,5 +54,13 @@ if [ "$fuzz_seconds" -gt 0 ]; then
         build/fuzz/fuzz/fuzz_$target -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 \
             -max_len=65536 "$corpus" 2>&1 | tail -n 3
     done
+fi
+# aarch64: cross-build and run the kernel and parity tests under qemu-user (NEON and portable
+# paths) when the cross compiler and qemu are installed (.ci/run installs them).
+if command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1; then
+    step "aarch64 cross build + tests under qemu-user"
+    GN_FIXTURES="$PWD/build/gcc/tests/fixtures/parity" scripts/check_aarch64.sh
+else
+    step "aarch64 skipped (needs gcc-aarch64-linux-gnu and qemu-user)"
 fi
 step "all checks passed"
