@@ -79,6 +79,16 @@ def measure(cmd):
     return json.loads(line), usage.ru_maxrss / 1024.0
 
 
+def loadavg():
+    """1-minute load average: other processes on the cores skew both engines, and PyTorch's
+    OpenMP threads far more (seconds per step once a core is taken)."""
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def median(v):
     s = sorted(v)
     n = len(s)
@@ -122,6 +132,7 @@ def main():
         a.rounds, a.iters, a.warmup = 2, 4, 1
     threads = [int(t) for t in a.threads.split(",") if t]
 
+    load_before = loadavg()  # before our own build
     setup()
     # torch runs once per (threads, torch mode): both eval rows share it
     jobs = []  # (threads, engine, mode)
@@ -142,22 +153,24 @@ def main():
             results.setdefault(job, []).append((res["median_ms"], rss))
         print("round %d/%d done (%.0f s)" % (r + 1, a.rounds, time.time() - t0), file=sys.stderr)
 
+    load_after = loadavg()
     lines = []
     lines.append("Machine: %s, %d cores; GhostNet %gx, in_chans 1, stem stride 1, 10 classes, "
-                 "%dx%d, batch %d; %d interleaved rounds, median of round medians (range)." %
-                 (cpu_info(), os.cpu_count() or 0, a.width, a.size, a.size, a.batch, a.rounds))
+                 "%dx%d, batch %d; %d interleaved rounds, median of round medians (range); "
+                 "1-minute load average %.2f before, %.2f at the end (which counts this run's own "
+                 "busy threads)." %
+                 (cpu_info(), os.cpu_count() or 0, a.width, a.size, a.size, a.batch, a.rounds,
+                  load_before, load_after))
     lines.append("")
     lines.append("| threads | pass | ours img/s | PyTorch img/s | ours / PyTorch | "
                  "ours ms/batch | PyTorch ms/batch | peak RSS ours / PyTorch (MiB) |")
     lines.append("|---|---|---|---|---|---|---|---|")
-    summary = {}
     for t in threads:
         for label, ours, theirs in ROWS:
             mine, base = results[(t, "ghostnet", ours)], results[(t, "torch", theirs)]
             ms_m, ms_b = median([m for m, _ in mine]), median([m for m, _ in base])
             ips_m, ips_b = a.batch * 1000.0 / ms_m, a.batch * 1000.0 / ms_b
             rss_m, rss_b = max(r for _, r in mine), max(r for _, r in base)
-            summary[(t, ours)] = (ips_m / ips_b, rss_m, rss_b)
             lines.append("| %d | %s | %.0f (%.0f-%.0f) | %.0f (%.0f-%.0f) | %.2fx | %.1f | %.1f | "
                          "%.0f / %.0f |" % (
                              t, label, ips_m, a.batch * 1000.0 / max(m for m, _ in mine),

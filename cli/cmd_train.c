@@ -414,6 +414,7 @@ static gn_status setup(run *r, gn_error *err) {
     gn_train_options to = gn_train_options_default();
     to.label_smoothing = (float)a->label_smoothing;
     to.seed = (uint64_t)a->seed;
+    to.num_threads = (int)a->threads;
     if ((st = gn_train_graph_create(r->model, (int)a->batch, size, size, &to, &r->graph, err)) != GN_OK)
         return st;
     gn_optim_options oo = gn_optim_options_default();
