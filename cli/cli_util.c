@@ -1,5 +1,7 @@
 #include "cli_util.h"
 
+#include "core/common.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -50,8 +52,33 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
     return argv[++*i];
 }
 
-int cli_model_option(const char *cmd, int argc, char **argv, int *i, gn_config *c) {
+cli_model cli_model_default(void) {
+    cli_model m;
+    m.config = gn_config_default();
+    m.net = NULL;
+    m.width_set = 0;
+    return m;
+}
+
+gn_status cli_model_create(const cli_model *m, gn_model **out, gn_error *err) {
+    if (!m->net) return gn_model_create(&m->config, out, err);
+    uint8_t *text = NULL;
+    size_t len = 0;
+    gn_status st = gn_read_file(m->net, (size_t)1 << 20, &text, &len, err);
+    if (st != GN_OK) return st;
+    st = gn_model_create_net((const char *)text, len, m->net, m->width_set ? m->config.width : 0.0f,
+                             &m->config, out, err);
+    free(text);
+    return st;
+}
+
+int cli_model_option(const char *cmd, int argc, char **argv, int *i, cli_model *m) {
+    gn_config *c = &m->config;
     const char *opt = argv[*i];
+    if (strcmp(opt, "--net") == 0) {
+        if (!(m->net = cli_value(cmd, argc, argv, i))) return -1;
+        return 1;
+    }
     static const struct {
         const char *name;
         int is_float;
@@ -72,7 +99,10 @@ int cli_model_option(const char *cmd, int argc, char **argv, int *i, gn_config *
                       : cli_parse_int(cmd, opt, text, (long)kOptions[k].lo, (long)kOptions[k].hi, &n);
         if (bad) return -1;
         switch (k) {
-        case 0: c->width = (float)f; break;
+        case 0:
+            c->width = (float)f;
+            m->width_set = 1;
+            break;
         case 1: c->in_chans = (int)n; break;
         case 2: c->num_classes = (int)n; break;
         case 3: c->stem_stride = (int)n; break;

@@ -7,7 +7,9 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "model/model_internal.h"
 #include "model/session_internal.h"
+#include "net/net.h"
 
 static const char kHelp[] =
     "usage: ghostnet bench [model options] [--weights FILE] [--size S] [--batch B]\n"
@@ -112,12 +114,12 @@ static int print_per_layer(gn_session *session, const float *input, float *logit
 
 int cmd_bench(int argc, char **argv) {
     const char *cmd = "bench";
-    gn_config config = gn_config_default();
+    cli_model mdl = cli_model_default();
     long size = 224, batch = 1, threads = 0, warmup = 5, iters = 30;
     const char *weights = NULL, *input_path = NULL, *dump_path = NULL;
     int json = 0, per_layer = 0;
     for (int i = 1; i < argc; i++) {
-        int r = cli_model_option(cmd, argc, argv, &i, &config);
+        int r = cli_model_option(cmd, argc, argv, &i, &mdl);
         if (r < 0) return 1;
         if (r > 0) continue;
         const char *v;
@@ -160,7 +162,7 @@ int cmd_bench(int argc, char **argv) {
     gn_error err = {0};
     gn_model *model = NULL;
     gn_status st = weights ? gn_model_load(weights, NULL, &model, &err)
-                           : gn_model_create(&config, &model, &err);
+                           : cli_model_create(&mdl, &model, &err);
     if (st != GN_OK) return cli_error(cmd, "%s", err.message);
     if (!weights) gn_model_init_random(model, 1);
     const gn_config *c = gn_model_config(model);
@@ -214,8 +216,10 @@ int cmd_bench(int argc, char **argv) {
                (double)c->width, size, batch, threads, iters, median * 1e3, p10 * 1e3, p90 * 1e3,
                batch / median, macs / median / 1e9, peak_mb, arena_mb);
     } else {
-        printf("GhostNet %gx, %d input channel(s), %ldx%ld, batch %ld, threads %ld (0 = all)\n",
-               (double)c->width, c->in_chans, size, size, batch, threads);
+        const gn_net *net = model->arch->net;
+        printf("%s %gx, %d input channel(s), %ldx%ld, batch %ld, threads %ld (0 = all)\n",
+               net ? net->source : "GhostNet", (double)c->width, c->in_chans, size, size, batch,
+               threads);
         printf("latency    median %.3f ms   p10 %.3f ms   p90 %.3f ms   (%ld runs after %ld "
                "warm-up)\n",
                median * 1e3, p10 * 1e3, p90 * 1e3, iters, warmup);

@@ -16,11 +16,11 @@ static const char kHelp[] =
 
 int cmd_init(int argc, char **argv) {
     const char *cmd = "init";
-    gn_config config = gn_config_default();
+    cli_model mdl = cli_model_default();
     long seed = -1, input_size = 224;
     const char *out = NULL;
     for (int i = 1; i < argc; i++) {
-        int r = cli_model_option(cmd, argc, argv, &i, &config);
+        int r = cli_model_option(cmd, argc, argv, &i, &mdl);
         if (r < 0) return 1;
         if (r > 0) continue;
         const char *v;
@@ -45,7 +45,7 @@ int cmd_init(int argc, char **argv) {
     if (!out) return cli_error(cmd, "--out is required");
     gn_error err = {0};
     gn_model *model = NULL;
-    if (gn_model_create(&config, &model, &err) != GN_OK) return cli_error(cmd, "%s", err.message);
+    if (cli_model_create(&mdl, &model, &err) != GN_OK) return cli_error(cmd, "%s", err.message);
     gn_model_init_random(model, (uint64_t)seed);
     gn_preprocess pre = *gn_model_preprocess(model);
     pre.input_size = (int)input_size;

@@ -7,7 +7,8 @@
 
 static const char kHelp[] =
     "usage: ghostnet summary [model options] [--size S | --weights FILE]\n"
-    "Prints every layer of a GhostNet (name, type, output shape, params, MACs) and totals.\n"
+    "Prints every layer of a GhostNet, or of the network of --net FILE (name, type, output\n"
+    "shape, params, MACs) and totals.\n"
     "MACs count convolution and linear multiply-adds per image.\n\n"
     "options:\n"
     "  --size S          input height and width (default 224)\n"
@@ -29,11 +30,11 @@ static void with_commas(char *buf, size_t n, long long v) {
 
 int cmd_summary(int argc, char **argv) {
     const char *cmd = "summary";
-    gn_config config = gn_config_default();
+    cli_model mdl = cli_model_default();
     long size = 224;
     const char *weights = NULL;
     for (int i = 1; i < argc; i++) {
-        int r = cli_model_option(cmd, argc, argv, &i, &config);
+        int r = cli_model_option(cmd, argc, argv, &i, &mdl);
         if (r < 0) return 1;
         if (r > 0) continue;
         if (strcmp(argv[i], "--help") == 0) {
@@ -51,7 +52,7 @@ int cmd_summary(int argc, char **argv) {
     gn_error err = {0};
     gn_model *model = NULL;
     gn_status st = weights ? gn_model_load(weights, NULL, &model, &err)
-                           : gn_model_create(&config, &model, &err);
+                           : cli_model_create(&mdl, &model, &err);
     if (st != GN_OK) return cli_error(cmd, "%s", err.message);
     const gn_config *c = gn_model_config(model);
     size_t count = 0;
@@ -64,10 +65,17 @@ int cmd_summary(int argc, char **argv) {
         gn_model_free(model);
         return cli_error(cmd, "%s", st == GN_ERR_NOMEM ? "out of memory" : err.message);
     }
-    printf("GhostNet %.*fx (s=%d, d=%d), %d input channel%s, %d classes, stem stride %d, "
-           "input %ldx%ld\n\n",
-           c->width * 10 == (float)(int)(c->width * 10) ? 1 : 2, (double)c->width, c->ghost_ratio, c->ghost_dw_size, c->in_chans,
-           c->in_chans == 1 ? "" : "s", c->num_classes, c->stem_stride, size, size);
+    if (mdl.net && !weights) {
+        printf("%s (width %g), %d input channel%s, %d classes, stem stride %d, input %ldx%ld\n\n",
+               mdl.net, (double)c->width, c->in_chans, c->in_chans == 1 ? "" : "s",
+               c->num_classes, c->stem_stride, size, size);
+    } else {
+        printf("GhostNet %.*fx (s=%d, d=%d), %d input channel%s, %d classes, stem stride %d, "
+               "input %ldx%ld\n\n",
+               c->width * 10 == (float)(int)(c->width * 10) ? 1 : 2, (double)c->width,
+               c->ghost_ratio, c->ghost_dw_size, c->in_chans, c->in_chans == 1 ? "" : "s",
+               c->num_classes, c->stem_stride, size, size);
+    }
     printf("%-28s %-28s %16s %12s %14s\n", "layer", "type", "output", "params", "MACs");
     char shape[48], params[32], macs[32];
     for (size_t i = 0; i < count; i++) {

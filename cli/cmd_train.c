@@ -34,6 +34,8 @@ static const char kHelp[] =
     "  --data PATH           dataset (required)\n"
     "  --out DIR             output folder (required; created if missing)\n"
     "  --resume              continue from DIR's checkpoint\n"
+    "  --init FILE           start from the weights of a model file (fine-tuning; the\n"
+    "                        architecture comes from the file)\n"
     "  --epochs N            epochs (default 10)\n"
     "  --batch N             batch size (default 128)\n"
     "  --optimizer NAME      sgd or adamw (default sgd)\n"
@@ -69,13 +71,13 @@ static void on_signal(int sig) {
 }
 
 typedef struct train_args {
-    const char *data, *out;
+    const char *data, *out, *init;
     int resume;
     long epochs, batch, warmup_epochs, step_epochs, crop_padding, seed, threads, input_size;
     long limit_train, limit_test, stop_after;
     double lr, momentum, weight_decay, step_gamma, label_smoothing, hflip, erase;
     int nesterov, no_decay_bn_bias, adamw, step_schedule, rrc;
-    gn_config config;
+    cli_model mdl;
 } train_args;
 
 /* Progress of a run: what a checkpoint must restore besides weights and optimizer buffers. */
@@ -92,8 +94,8 @@ typedef struct progress {
 static int parse_args(int argc, char **argv, train_args *a) {
     const char *cmd = "train";
     memset(a, 0, sizeof *a);
-    a->config = gn_config_default();
-    a->config.num_classes = 0; /* from the dataset unless given */
+    a->mdl = cli_model_default();
+    a->mdl.config.num_classes = 0; /* from the dataset unless given */
     a->epochs = 10;
     a->batch = 128;
     a->warmup_epochs = 1;
@@ -107,7 +109,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
     a->hflip = 0.5;
     a->nesterov = 1;
     for (int i = 1; i < argc; i++) {
-        int r = cli_model_option(cmd, argc, argv, &i, &a->config);
+        int r = cli_model_option(cmd, argc, argv, &i, &a->mdl);
         if (r < 0) return -1;
         if (r > 0) continue;
         const char *o = argv[i], *v = NULL;
@@ -161,6 +163,8 @@ static int parse_args(int argc, char **argv, train_args *a) {
         if (matched) continue;
         if (strcmp(o, "--data") == 0) {
             a->data = v;
+        } else if (strcmp(o, "--init") == 0) {
+            a->init = v;
         } else if (strcmp(o, "--out") == 0) {
             a->out = v;
         } else if (strcmp(o, "--optimizer") == 0) {
@@ -379,7 +383,7 @@ static float learning_rate(const run *r, int64_t step) {
 static gn_status setup(run *r, gn_error *err) {
     train_args *a = &r->a;
     gn_status st;
-    const int channels = a->config.in_chans;
+    const int channels = a->mdl.config.in_chans;
     if ((st = cli_load_split(a->data, "train", channels, (int)a->input_size, &r->train, err)) != GN_OK)
         return st;
     if ((st = cli_load_split(a->data, "test", channels, (int)a->input_size, &r->test, err)) != GN_OK)
@@ -387,18 +391,27 @@ static gn_status setup(run *r, gn_error *err) {
     if (a->limit_train && a->limit_train < r->train.count) r->train.count = (int)a->limit_train;
     if (a->limit_test && a->limit_test < r->test.count) r->test.count = (int)a->limit_test;
     if ((st = gn_dataset_compute_stats(&r->train, err)) != GN_OK) return st;
-    if (a->config.num_classes == 0) a->config.num_classes = r->train.num_classes;
-    if (r->train.num_classes > a->config.num_classes)
+    if (a->mdl.config.num_classes == 0) a->mdl.config.num_classes = r->train.num_classes;
+    if (r->train.num_classes > a->mdl.config.num_classes)
         return gn_fail(err, GN_ERR_INVALID_ARG, "the dataset has %d classes, --num-classes %d",
-                       r->train.num_classes, a->config.num_classes);
+                       r->train.num_classes, a->mdl.config.num_classes);
     const int size = a->input_size ? (int)a->input_size : r->train.height;
 
     char path[1024];
     path_join(path, sizeof path, a->out, kModelFile);
     if (a->resume) {
         st = gn_model_load(path, NULL, &r->model, err);
+    } else if (a->init) {
+        /* fine-tuning: the architecture and the starting weights come from the file */
+        if ((st = gn_model_load(a->init, NULL, &r->model, err)) != GN_OK) return st;
+        const gn_config *c = gn_model_config(r->model);
+        if (c->in_chans != channels || c->num_classes < r->train.num_classes)
+            return gn_fail(err, GN_ERR_SHAPE,
+                           "%s: %d input channels and %d classes, the data has %d and %d (set "
+                           "--in-chans)", a->init, c->in_chans, c->num_classes, channels,
+                           r->train.num_classes);
     } else {
-        if ((st = gn_model_create(&a->config, &r->model, err)) == GN_OK)
+        if ((st = cli_model_create(&a->mdl, &r->model, err)) == GN_OK)
             gn_model_init_random(r->model, (uint64_t)a->seed);
     }
     if (st != GN_OK) return st;
@@ -579,9 +592,9 @@ int cmd_train(int argc, char **argv) {
         sigemptyset(&sa.sa_mask);
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
-        printf("training GhostNet %gx (s=%d, d=%d, %d ch, %d classes) on %d images, testing on "
+        printf("training %s %gx (s=%d, d=%d, %d ch, %d classes) on %d images, testing on "
                "%d; %lld steps per epoch\n",
-               (double)gn_model_config(r.model)->width, gn_model_config(r.model)->ghost_ratio,
+               r.a.mdl.net ? r.a.mdl.net : "GhostNet", (double)gn_model_config(r.model)->width, gn_model_config(r.model)->ghost_ratio,
                gn_model_config(r.model)->ghost_dw_size, gn_model_config(r.model)->in_chans,
                gn_model_config(r.model)->num_classes, r.train.count, r.test.count,
                (long long)r.steps_per_epoch);

@@ -8,5 +8,7 @@ int cmd_classify(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_features(int argc, char **argv);
+int cmd_experiment(int argc, char **argv);
 
 #endif

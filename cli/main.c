@@ -10,12 +10,14 @@ static const struct {
     int (*run)(int argc, char **argv);
     const char *summary;
 } kCommands[] = {
-    {"summary", cmd_summary, "per-layer table of a GhostNet: shapes, params, MACs"},
+    {"summary", cmd_summary, "per-layer table of a network: shapes, params, MACs"},
     {"init", cmd_init, "write a randomly initialised model file"},
     {"classify", cmd_classify, "classify JPEG/PNG images with a model file"},
     {"bench", cmd_bench, "time inference: latency, throughput, memory"},
-    {"train", cmd_train, "train a GhostNet on IDX files or image folders"},
+    {"train", cmd_train, "train a network on IDX files or image folders"},
     {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix on a test set"},
+    {"features", cmd_features, "draw a Ghost module's intrinsic and ghost feature maps"},
+    {"experiment", cmd_experiment, "the paper's experiments in miniature: tables and charts"},
 };
 
 static void usage(FILE *out) {

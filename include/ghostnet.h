@@ -69,6 +69,15 @@ typedef struct gn_model gn_model;
 gn_status gn_model_create(const gn_config *config, gn_model **out, gn_error *err);
 void gn_model_free(gn_model *model);
 
+/* A network from a text description (docs/netdesc.md: VGG, ResNet, MobileNet, GhostNet or any
+ * stack of convs, Ghost modules, SE, pooling and residual blocks). `source` names the text in
+ * messages; width > 0 overrides the file's width; from config: in_chans, num_classes,
+ * stem_stride (for `s=stem`), and ghost_ratio / ghost_dw_size as the defaults of `ghost`
+ * lines that state none. Such a model saves and loads (the file keeps the description),
+ * trains, evaluates and runs sessions like the built-in GhostNet. */
+gn_status gn_model_create_net(const char *text, size_t len, const char *source, float width,
+                              const gn_config *config, gn_model **out, gn_error *err);
+
 /* PyTorch-style default initialisation (kaiming-uniform a=sqrt(5) for convs and linear, BN
  * weight 1 / bias 0 / mean 0 / var 1) from a seeded generator: same seed, same model. */
 gn_status gn_model_init_random(gn_model *model, uint64_t seed);
@@ -137,7 +146,9 @@ typedef struct gn_session_options {
 gn_session_options gn_session_options_default(void);
 
 /* Plans inference for `batch` images of in_chans x height x width. Folds BN and packs weights:
- * later changes to the model are not seen. */
+ * later changes to the model are not seen. A model made by gn_model_create_net is run by its
+ * own graph instead, which reads the model's weights at each run: such a model must outlive
+ * the session. */
 gn_status gn_session_create(const gn_model *model, int batch, int height, int width,
                             const gn_session_options *options, gn_session **out, gn_error *err);
 void gn_session_free(gn_session *session);

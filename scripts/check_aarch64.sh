@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cross-builds for aarch64 (NEON kernels) and runs the kernel, model and parity tests under
+# Cross-builds for aarch64 (NEON kernels) and runs the kernel, model, parity and net tests under
 # qemu-user, on the NEON path and again on the portable one (GN_FORCE_SCALAR=1).
 #   needs: apt-get install gcc-aarch64-linux-gnu qemu-user
 #   scripts/check_aarch64.sh            (fixtures: GN_FIXTURES, else made with /usr/bin/python3)
@@ -12,12 +12,18 @@ jobs=${JOBS:-2}
 
 cmake -S . -B "$dir" -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DGN_WITH_IMAGES=OFF \
     -DGN_AARCH64_SYSROOT="$sysroot" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$dir" -j "$jobs" --target test_ops test_kernels test_model test_parity
+cmake --build "$dir" -j "$jobs" --target test_ops test_kernels test_model test_parity test_net
 
 fixtures=${GN_FIXTURES:-$dir/fixtures/parity}
 if [ ! -f "$fixtures/manifest.txt" ]; then
     echo "=== making parity fixtures in $fixtures (PyTorch on the host)"
     /usr/bin/python3 tests/reference/make_fixtures.py "$fixtures"
+fi
+
+net_fixtures=${GN_NET_FIXTURES:-$dir/fixtures/nets}
+if [ ! -f "$net_fixtures/manifest.txt" ]; then
+    echo "=== making network fixtures in $net_fixtures (PyTorch on the host)"
+    /usr/bin/python3 tests/reference/make_net_fixtures.py "$net_fixtures"
 fi
 
 run() { (cd "$dir/tests" && qemu-aarch64 -L "$sysroot" "$@"); }
@@ -34,4 +40,6 @@ for scalar in 0 1; do
     echo "=== test_parity (qemu-aarch64, GN_FORCE_SCALAR=$scalar)"
     GN_FORCE_SCALAR=$scalar GN_FIXTURES="$(cd "$fixtures" && pwd)" run ./test_parity | tail -n 3 || fail=1
 done
+echo "=== test_net: described networks, gradients and PyTorch parity (qemu-aarch64)"
+GN_SOURCE_DIR="$(pwd)" GN_NET_FIXTURES="$(cd "$net_fixtures" && pwd)" run ./test_net | tail -n 3 || fail=1
 [ "$fail" = 0 ] && echo "=== aarch64: all passed" || { echo "=== aarch64: FAILED"; exit 1; }

@@ -39,9 +39,9 @@ static float max_diff(const float *a, const float *b, size_t n) {
 /* ---- 1. micro-kernels vs scalar twins ---------------------------------------------------- */
 
 static void test_gemm_ukernel(const gn_kernels *kt) {
-    static const int ns[] = {1, 7, 8, 9, 13, 16, 17, 24, 25, 40, 47, 49, 100};
+    static const int ns[] = {1, 2, 7, 8, 9, 10, 13, 16, 17, 24, 25, 40, 47, 49, 50, 98, 100};
     static const int ks[] = {1, 3, 16, 37};
-    for (int ni = 0; ni < 13; ni++)
+    for (int ni = 0; ni < 17; ni++)
         for (int ki = 0; ki < 4; ki++)
             for (int m = 1; m <= GN_GEMM_MR; m++) {
                 const int n = ns[ni], k = ks[ki], ldx = n + 3, ldy = n + 5;
@@ -66,8 +66,9 @@ static void test_gemm_ukernel(const gn_kernels *kt) {
 }
 
 static void test_gemv_ukernel(const gn_kernels *kt) {
-    static const int dims[][2] = {{1, 1}, {3, 7}, {4, 8}, {5, 13}, {13, 33}, {20, 72}, {9, 1280}};
-    for (int t = 0; t < 7; t++) {
+    static const int dims[][2] = {{1, 1}, {3, 7}, {4, 8}, {5, 13}, {13, 33}, {20, 72}, {9, 1280},
+                                  {6, 47}, {2, 100}};
+    for (int t = 0; t < 9; t++) {
         const int m = dims[t][0], k = dims[t][1];
         float *w = randv((size_t)m * (k + 2)), *x = randv((size_t)k), *b = randv((size_t)m);
         float y0[20], y1[20];
@@ -119,6 +120,49 @@ static void test_dw_ukernels(const gn_kernels *kt) {
                 }
                 free(ring);
                 free(w);
+                free(res);
+                free(y0);
+                free(y1);
+            }
+}
+
+/* 8 planes at once (kt->dw8, when the table has one) against the scalar twin: strided
+ * planes, residual, sums, every activation; the guard floats past each plane stay as they
+ * were. The same scratch serves several calls (only its padded block is zeroed, once). */
+static void test_dw8_ukernel(const gn_kernels *kt) {
+    if (!kt->dw8) return;
+    static const int sizes[][2] = {{1, 1}, {2, 3}, {5, 7}, {7, 7}, {9, 4}, {14, 14}, {13, 11}, {28, 28}};
+    for (int si = 0; si < 8; si++)
+        for (int k = 1; k <= 7; k += 2)
+            for (int s = 1; s <= 2; s++) {
+                const int ih = sizes[si][0], iw = sizes[si][1], pad = k / 2;
+                const int oh = (ih + 2 * pad - k) / s + 1, ow = (iw + 2 * pad - k) / s + 1;
+                const size_t on = (size_t)oh * ow, ldx = (size_t)ih * iw + 3, ldy = on + 5, ldr = on + 2;
+                const size_t sf = gn_dw8_scratch_floats(ih, iw, oh, ow, k);
+                float *scratch = calloc(sf, sizeof *scratch);
+                float *w = randv((size_t)8 * k * k), *bias = randv(8), *res = randv(8 * ldr);
+                float *y0 = randv(8 * ldy), *y1 = copyv(y0, 8 * ldy);
+                float s0[16], s1[16];
+                for (int variant = 0; variant < 3; variant++) {
+                    float *x = randv(8 * ldx);
+                    gn_dw8_args a = {x, ldx, y0, ldy, variant ? res : NULL, ldr,
+                                     variant == 2 ? s0 : NULL, 2, w, bias, scratch,
+                                     ih, iw, oh, ow, k, s, (gn_act)((si + k + s + variant) % 5)};
+                    f32_dwconv_kxk_c8_scalar(&a);
+                    a.y = y1;
+                    a.sum = variant == 2 ? s1 : NULL;
+                    kt->dw8(&a);
+                    CHECK_MSG(max_diff(y0, y1, 8 * ldy) <= 1e-5f * (k * k + 1),
+                              "%s dw8 %dx%d k%d s%d variant %d", kt->name, ih, iw, k, s, variant);
+                    if (variant == 2)
+                        for (int c = 0; c < 8; c++)
+                            CHECK_MSG(fabsf(s0[2 * c] - s1[2 * c]) <= 1e-5f * (float)(on + 1) * (k * k + 1),
+                                      "%s dw8 sum %g vs %g", kt->name, (double)s0[2 * c], (double)s1[2 * c]);
+                    free(x);
+                }
+                free(scratch);
+                free(w);
+                free(bias);
                 free(res);
                 free(y0);
                 free(y1);
@@ -181,19 +225,35 @@ static void test_batch_ukernels(const gn_kernels *kt) {
 }
 
 static void test_small_ukernels(const gn_kernels *kt) {
-    /* im2col rows over every start, stride and length around the row */
+    /* im2col rows (k taps at once) over every start, stride, length and k around the row */
     float row[37];
     for (int i = 0; i < 37; i++) row[i] = (float)i + 1.0f;
     for (int s = 1; s <= 3; s++)
-        for (int ix0 = -3; ix0 <= 40; ix0 += 1)
-            for (int n = 1; n <= 30; n += 7) {
-                float a[40], b[40];
-                memset(a, 0x7f, sizeof a);
-                memset(b, 0x7f, sizeof b);
-                f32_im2col_row_scalar(ix0 & 4 ? NULL : row, 37, ix0, s, n, a);
-                kt->im2col_row(ix0 & 4 ? NULL : row, 37, ix0, s, n, b);
-                CHECK_MSG(memcmp(a, b, sizeof a) == 0, "%s im2col s%d ix0 %d n %d", kt->name, s, ix0, n);
-            }
+        for (int k = 1; k <= 7; k += 2)
+            for (int ix0 = -4; ix0 <= 40; ix0 += 1)
+                for (int n = 1; n <= 30; n += 7) {
+                    float a[7 * 33], b[7 * 33];
+                    const size_t ldd = (size_t)n + 2;
+                    memset(a, 0x7f, sizeof a);
+                    memset(b, 0x7f, sizeof b);
+                    f32_im2col_kx_scalar(ix0 & 4 ? NULL : row, 37, ix0, s, n, k, a, ldd);
+                    kt->im2col(ix0 & 4 ? NULL : row, 37, ix0, s, n, k, b, ldd);
+                    CHECK_MSG(memcmp(a, b, sizeof a) == 0, "%s im2col s%d k%d ix0 %d n %d", kt->name,
+                              s, k, ix0, n);
+                }
+    { /* a long row: the kernels' blocks of columns */
+        const int iw = 777, n = 389;
+        float *r = randv((size_t)iw), *a = randv((size_t)5 * n), *b = copyv(a, (size_t)5 * n);
+        for (int ix0 = -2; ix0 <= 1; ix0++) {
+            f32_im2col_kx_scalar(r, iw, ix0, 2, n, 5, a, (size_t)n);
+            kt->im2col(r, iw, ix0, 2, n, 5, b, (size_t)n);
+            CHECK_MSG(memcmp(a, b, (size_t)5 * n * sizeof(float)) == 0, "%s im2col long ix0 %d",
+                      kt->name, ix0);
+        }
+        free(r);
+        free(a);
+        free(b);
+    }
     for (size_t n = 0; n < 70; n += 3) {
         float *x = randv(n), *y0 = randv(n + 1), *y1 = copyv(y0, n + 1);
         CHECK_NEAR(kt->sum(x, n), f32_sum_scalar(x, n), 1e-5 * (n + 1));
@@ -694,6 +754,7 @@ int main(void) {
         test_gemm_ukernel(&kt);
         test_gemv_ukernel(&kt);
         test_dw_ukernels(&kt);
+        test_dw8_ukernel(&kt);
         test_small_ukernels(&kt);
         test_batch_ukernels(&kt);
         test_conv_ops(&kt);

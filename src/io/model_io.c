@@ -9,6 +9,7 @@
 #include "core/common.h"
 #include "io/safetensors.h"
 #include "model/model_internal.h"
+#include "net/net.h"
 
 static const char kBatchesSuffix[] = ".num_batches_tracked";
 
@@ -236,18 +237,30 @@ gn_status gn_model_load(const char *path, const gn_config *fallback, gn_model **
     gn_config config = fallback ? *fallback : gn_config_default();
     gn_model *m = NULL;
     const char *arch_name = gn_st_meta_get(&f, "arch");
-    if (arch_name && strcmp(arch_name, "ghostnet") != 0) {
-        st = gn_fail(err, GN_ERR_UNSUPPORTED, "%s: metadata arch='%s' is not 'ghostnet'", path,
-                     arch_name);
+    const int is_net = arch_name && strcmp(arch_name, "net") == 0;
+    if (arch_name && strcmp(arch_name, "ghostnet") != 0 && !is_net) {
+        st = gn_fail(err, GN_ERR_UNSUPPORTED, "%s: metadata arch='%s' is not 'ghostnet' or 'net'",
+                     path, arch_name);
         goto done;
     }
     if ((st = read_config(&f, path, &config, err)) != GN_OK) goto done;
-    infer_config(&f, &config, fallback != NULL || gn_st_meta_get(&f, "width") != NULL);
-    if ((st = gn_config_validate(&config, err)) != GN_OK) {
-        gn_fail_prefix(err, st, path);
-        goto done;
+    if (is_net) {
+        /* the description travels in the file; messages name the file */
+        const char *text = gn_st_meta_get(&f, "net");
+        if (!text) {
+            st = gn_fail(err, GN_ERR_FORMAT, "%s: arch 'net' without a 'net' description", path);
+            goto done;
+        }
+        st = gn_model_create_net(text, strlen(text), path, config.width, &config, &m, err);
+        if (st != GN_OK) goto done;
+    } else {
+        infer_config(&f, &config, fallback != NULL || gn_st_meta_get(&f, "width") != NULL);
+        if ((st = gn_config_validate(&config, err)) != GN_OK) {
+            gn_fail_prefix(err, st, path);
+            goto done;
+        }
+        if ((st = gn_model_create(&config, &m, err)) != GN_OK) goto done;
     }
-    if ((st = gn_model_create(&config, &m, err)) != GN_OK) goto done;
     gn_preprocess pre = m->pre;
     if ((st = read_preprocess(&f, path, &pre, err)) != GN_OK) goto done;
     m->pre = pre;
@@ -257,9 +270,9 @@ gn_status gn_model_load(const char *path, const gn_config *fallback, gn_model **
     check_keys(m->arch, &f, &r);
     if (r.missing || r.unexpected || r.mismatched) {
         st = gn_fail(err, GN_ERR_SHAPE,
-                     "%s: does not match GhostNet width %g (%d missing, %d unexpected, %d "
+                     "%s: does not match %s width %g (%d missing, %d unexpected, %d "
                      "mismatched): %s",
-                     path, (double)config.width, r.missing, r.unexpected, r.mismatched, r.text);
+                     path, is_net ? "its description at" : "GhostNet", (double)config.width, r.missing, r.unexpected, r.mismatched, r.text);
         goto done;
     }
     for (int i = 0; i < m->arch->num_tensors; i++) {
@@ -324,13 +337,15 @@ gn_status gn_model_save(const gn_model *model, const char *path, gn_error *err) 
     snprintf(v[9], 64, "%g,%g,%g", (double)p->mean[0], (double)p->mean[1], (double)p->mean[2]);
     snprintf(v[10], 64, "%g,%g,%g", (double)p->std[0], (double)p->std[1], (double)p->std[2]);
     const gn_st_meta meta[] = {
-        {"format", "pt"},          {"arch", "ghostnet"},      {"width", v[0]},
+        {"format", "pt"},          {"arch", a->net ? "net" : "ghostnet"}, {"width", v[0]},
         {"in_chans", v[1]},        {"num_classes", v[2]},     {"stem_stride", v[3]},
         {"ghost_ratio", v[4]},     {"ghost_dw_size", v[5]},   {"dropout", v[6]},
         {"input_size", v[7]},      {"resize_size", v[8]},     {"mean", v[9]},
-        {"std", v[10]},
+        {"std", v[10]},            {"net", a->net ? a->net->text : ""},
     };
-    gn_status st = gn_st_write(path, entries, n, meta, sizeof meta / sizeof meta[0], err);
+    /* the description entry only for described networks */
+    const size_t num_meta = sizeof meta / sizeof meta[0] - (a->net ? 0 : 1);
+    gn_status st = gn_st_write(path, entries, n, meta, num_meta, err);
     free(entries);
     free(names);
     return st;

@@ -75,16 +75,11 @@ static void join(char *buf, size_t n, const char *prefix, const char *suffix) {
     snprintf(buf, n, "%s%s%s", prefix, prefix[0] ? "." : "", suffix);
 }
 
-static int add_tensor(builder *b, const char *prefix, const char *suffix, int ndim,
-                      const int64_t *shape, int is_param, int is_bn) {
-    gn_arch *a = b->arch;
-    if (b->status != GN_OK) return -1;
-    if (a->num_tensors >= GN_MAX_TENSORS) {
-        b->status = GN_ERR_NOMEM;
-        return -1;
-    }
+int gn_arch_add_tensor(gn_arch *a, const char *name, int ndim, const int64_t *shape,
+                       int is_param, int is_bn) {
+    if (a->num_tensors >= GN_MAX_TENSORS || strlen(name) >= sizeof a->tensors[0].name) return -1;
     gn_tensor_desc *t = &a->tensors[a->num_tensors];
-    join(t->name, sizeof t->name, prefix, suffix);
+    snprintf(t->name, sizeof t->name, "%s", name);
     t->ndim = ndim;
     t->numel = 1;
     for (int i = 0; i < 4; i++) t->shape[i] = i < ndim ? shape[i] : 1;
@@ -94,6 +89,16 @@ static int add_tensor(builder *b, const char *prefix, const char *suffix, int nd
     t->is_bn = is_bn;
     a->total_floats += t->numel;
     return a->num_tensors++;
+}
+
+static int add_tensor(builder *b, const char *prefix, const char *suffix, int ndim,
+                      const int64_t *shape, int is_param, int is_bn) {
+    if (b->status != GN_OK) return -1;
+    char name[160];
+    join(name, sizeof name, prefix, suffix);
+    int index = gn_arch_add_tensor(b->arch, name, ndim, shape, is_param, is_bn);
+    if (index < 0) b->status = GN_ERR_NOMEM;
+    return index;
 }
 
 static gn_bn_ref add_bn(builder *b, const char *prefix, int channels) {

@@ -9,7 +9,7 @@
 
 #include "ghostnet.h"
 
-#define GN_MAX_TENSORS 640
+#define GN_MAX_TENSORS 1024
 #define GN_MAX_BLOCKS 17
 #define GN_HEAD_CHANNELS 1280
 #define GN_BN_EPS 1e-5f
@@ -64,8 +64,12 @@ typedef struct gn_tensor_desc {
     int is_bn;       /* BN weight/bias/statistic */
 } gn_tensor_desc;
 
+struct gn_net;
 typedef struct gn_arch {
     gn_config config;
+    /* A network from a .net description (src/net/net.h), owned; NULL for the built-in
+     * GhostNet, which the fields below describe. Only the tensor table is shared. */
+    struct gn_net *net;
     gn_conv_desc stem; /* conv_stem + bn1 + ReLU */
     int num_blocks;
     gn_bottleneck_desc blocks[GN_MAX_BLOCKS - 1];
@@ -104,6 +108,10 @@ int64_t gn_conv_desc_params(const gn_conv_desc *c);
 void gn_arch_init_tensors(const gn_arch *a, float *data, uint64_t seed);
 void gn_arch_tensor_info(const gn_arch *a, float *data, int index, gn_tensor_info *info);
 int gn_arch_find_tensor(const gn_arch *a, const char *name); /* -1 when absent */
+/* Appends a tensor to the table (offset = the floats so far); -1 when the table is full or
+ * the name too long. */
+int gn_arch_add_tensor(gn_arch *a, const char *name, int ndim, const int64_t *shape,
+                       int is_param, int is_bn);
 size_t gn_arch_param_count(const gn_arch *a);
 
 /* Sizes of the parts (multiply-adds per image). A Ghost module's out_h x out_w is that of its

@@ -3,6 +3,7 @@
 
 #include "core/common.h"
 #include "model/model_internal.h"
+#include "net/net.h"
 
 gn_preprocess gn_preprocess_default(const gn_config *config) {
     gn_preprocess p;
@@ -17,21 +18,8 @@ gn_preprocess gn_preprocess_default(const gn_config *config) {
     return p;
 }
 
-gn_status gn_model_create(const gn_config *config, gn_model **out, gn_error *err) {
-    if (!out) return gn_fail(err, GN_ERR_INVALID_ARG, "gn_model_create: out is NULL");
-    *out = NULL;
-    gn_model *m = calloc(1, sizeof *m);
-    if (!m) return gn_fail(err, GN_ERR_NOMEM, "out of memory for the model");
-    m->arch = malloc(sizeof *m->arch);
-    if (!m->arch) {
-        free(m);
-        return gn_fail(err, GN_ERR_NOMEM, "out of memory for the model");
-    }
-    gn_status st = gn_arch_build(config, m->arch, err);
-    if (st != GN_OK) {
-        gn_model_free(m);
-        return st;
-    }
+/* Allocates and initialises the parameters of a model whose arch is built. */
+static gn_status finish_model(gn_model *m, gn_model **out, gn_error *err) {
     m->data = gn_calloc(m->arch->total_floats, sizeof(float));
     if (!m->data) {
         size_t floats = m->arch->total_floats;
@@ -39,14 +27,55 @@ gn_status gn_model_create(const gn_config *config, gn_model **out, gn_error *err
         return gn_fail(err, GN_ERR_NOMEM, "out of memory for %zu parameters", floats);
     }
     gn_arch_init_tensors(m->arch, m->data, 0);
-    m->pre = gn_preprocess_default(config);
+    m->pre = gn_preprocess_default(&m->arch->config);
     *out = m;
     return GN_OK;
+}
+
+static gn_model *new_model(void) {
+    gn_model *m = calloc(1, sizeof *m);
+    if (m && !(m->arch = calloc(1, sizeof *m->arch))) {
+        free(m);
+        m = NULL;
+    }
+    return m;
+}
+
+gn_status gn_model_create(const gn_config *config, gn_model **out, gn_error *err) {
+    if (!out) return gn_fail(err, GN_ERR_INVALID_ARG, "gn_model_create: out is NULL");
+    *out = NULL;
+    gn_model *m = new_model();
+    if (!m) return gn_fail(err, GN_ERR_NOMEM, "out of memory for the model");
+    gn_status st = gn_arch_build(config, m->arch, err);
+    if (st != GN_OK) {
+        gn_model_free(m);
+        return st;
+    }
+    return finish_model(m, out, err);
+}
+
+gn_status gn_model_create_net(const char *text, size_t len, const char *source, float width,
+                              const gn_config *config, gn_model **out, gn_error *err) {
+    if (!text || !config || !out)
+        return gn_fail(err, GN_ERR_INVALID_ARG, "gn_model_create_net: NULL argument");
+    *out = NULL;
+    gn_model *m = new_model();
+    if (!m) return gn_fail(err, GN_ERR_NOMEM, "out of memory for the model");
+    const gn_net_settings settings = {width, config->in_chans, config->num_classes,
+                                      config->stem_stride, config->ghost_ratio,
+                                      config->ghost_dw_size};
+    gn_status st = gn_net_build(text, len, source, &settings, m->arch, err);
+    if (st != GN_OK) {
+        gn_model_free(m);
+        return st;
+    }
+    return finish_model(m, out, err);
 }
 
 void gn_model_free(gn_model *model) {
     if (!model) return;
     free(model->data);
+    if (model->arch) gn_net_free(model->arch->net);
     free(model->arch);
     free(model);
 }

@@ -32,6 +32,7 @@
 #include "core/threadpool.h"
 #include "model/model_internal.h"
 #include "model/session_internal.h"
+#include "net/net.h"
 #include "ops/fastops.h"
 #include "ops/ops.h"
 
@@ -84,6 +85,7 @@ typedef struct tap {
 } tap;
 
 struct gn_session {
+    gn_net_graph *net; /* a .net model: its eval graph (borrows the model), nothing below */
     const gn_arch *arch; /* borrowed layout facts only; weights are copied and folded */
     gn_config config;
     int batch, height, width; /* batch: images per pass (the planned group) */
@@ -724,6 +726,7 @@ gn_session_options gn_session_options_default(void) {
 
 void gn_session_free(gn_session *s) {
     if (!s) return;
+    gn_net_graph_free(s->net);
     gn_threadpool_free(s->pool);
     free(s->ops);
     free(s->weights);
@@ -747,6 +750,25 @@ gn_status gn_session_create(const gn_model *model, int batch, int height, int wi
                        o.num_threads, kMaxThreads);
     gn_session *s = calloc(1, sizeof *s);
     if (!s) return gn_fail(err, GN_ERR_NOMEM, "out of memory for the session");
+    if (model->arch->net) {
+        /* described networks run on their own graph, which reads the model's weights live */
+        s->config = model->arch->config;
+        s->batch = s->total_batch = batch;
+        s->groups = 1;
+        s->height = height;
+        s->width = width;
+        s->options = o;
+        s->threads = o.num_threads > 0 ? o.num_threads : gn_cpu_count();
+        gn_kernels_get(gn_isa_detect(0), &s->kt);
+        gn_status st = gn_net_graph_create((gn_model *)model, batch, height, width, 0, s->threads,
+                                           0, &s->net, err);
+        if (st != GN_OK) {
+            free(s);
+            return st;
+        }
+        *out = s;
+        return GN_OK;
+    }
     s->arch_copy = *model->arch;
     s->arch = &s->arch_copy;
     s->config = model->arch->config;
@@ -933,6 +955,7 @@ static void run_group(void *arg, int g, int thread) {
 gn_status gn_session_run(gn_session *s, const float *input, float *logits, gn_error *err) {
     if (!s || !input || !logits)
         return gn_fail(err, GN_ERR_INVALID_ARG, "gn_session_run: NULL argument");
+    if (s->net) return gn_net_graph_eval(s->net, input, s->batch, logits, err);
     if (s->group_parallel) {
         group_ctx c = {s, input, logits};
         gn_threadpool_run(s->pool, run_group, &c, s->groups);
@@ -958,6 +981,7 @@ gn_status gn_session_run_timed(gn_session *s, const float *input, float *logits,
                                double *op_seconds, gn_error *err) {
     if (!s || !input || !logits || !op_seconds)
         return gn_fail(err, GN_ERR_INVALID_ARG, "gn_session_run_timed: NULL argument");
+    if (s->net) return gn_net_graph_eval(s->net, input, s->batch, logits, err);
     const size_t in_per = (size_t)s->config.in_chans * s->height * s->width * s->batch;
     const size_t out_per = (size_t)s->config.num_classes * s->batch;
     for (int g = 0; g < s->groups; g++)
@@ -1031,4 +1055,7 @@ gn_status gn_session_tap(const gn_session *s, const char *name, const float **da
     return gn_fail(err, GN_ERR_INVALID_ARG, "no tap named '%s'", name);
 }
 
-size_t gn_session_arena_bytes(const gn_session *s) { return s ? s->arena_floats * sizeof(float) : 0; }
+size_t gn_session_arena_bytes(const gn_session *s) {
+    if (s && s->net) return gn_net_graph_bytes(s->net);
+    return s ? s->arena_floats * sizeof(float) : 0;
+}

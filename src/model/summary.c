@@ -1,10 +1,12 @@
 /* The per-layer table behind `ghostnet summary`: walks the architecture description and
  * counts parameters and multiply-adds (convs and linear layers, SE's 1x1 convs included). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/common.h"
 #include "model/model_internal.h"
+#include "net/net.h"
 
 typedef struct table {
     gn_layer_info *rows;
@@ -115,6 +117,64 @@ static int64_t build_table(const gn_arch *a, int height, int width, table *t) {
     return macs;
 }
 
+static int64_t tensor_params(const gn_arch *a, int first, int count) {
+    int64_t n = 0;
+    for (int i = first; first >= 0 && i < first + count; i++)
+        if (a->tensors[i].is_param) n += (int64_t)a->tensors[i].numel;
+    return n;
+}
+
+/* One row per operation of a described network. */
+static gn_status net_table(const gn_arch *a, int height, int width, table *t, gn_error *err) {
+    const gn_net *net = a->net;
+    int *vh = gn_calloc((size_t)net->num_values * 2, sizeof *vh);
+    if (!vh) return gn_fail(err, GN_ERR_NOMEM, "out of memory");
+    int *vw = vh + net->num_values;
+    gn_status st = gn_net_spatial(net, height, width, vh, vw, err);
+    static const char *const kActs[] = {"", "+ReLU", "+ReLU6", "+HSigmoid", "+HSwish"};
+    for (int i = 0; st == GN_OK && i < net->num_nodes; i++) {
+        const gn_net_node *d = &net->nodes[i];
+        const int oh = vh[d->out.value], ow = vw[d->out.value];
+        const char *act = kActs[d->act];
+        char type[32];
+        int64_t params = 0, macs = 0;
+        switch (d->op) {
+        case GN_NET_CONV:
+            snprintf(type, sizeof type, "%s %dx%d/%d%s%s%s",
+                     d->groups == d->in.channels && d->groups > 1 ? "DWConv" : "Conv", d->kernel,
+                     d->kernel, d->stride, d->bias >= 0 ? "+b" : "", d->bn >= 0 ? "+BN" : "", act);
+            params = tensor_params(a, d->weight, 1) + tensor_params(a, d->bias, 1) +
+                     tensor_params(a, d->bn, 4);
+            macs = (int64_t)oh * ow * d->full_out * (d->in.channels / d->groups) * d->kernel *
+                   d->kernel;
+            break;
+        case GN_NET_SE:
+            snprintf(type, sizeof type, "SqueezeExcite %d", d->reduced);
+            params = tensor_params(a, d->weight, 1) + tensor_params(a, d->bias, 1) +
+                     tensor_params(a, d->weight2, 1) + tensor_params(a, d->bias2, 1);
+            macs = 2 * (int64_t)d->in.channels * d->reduced;
+            break;
+        case GN_NET_BN:
+            snprintf(type, sizeof type, "BN%s", act);
+            params = tensor_params(a, d->bn, 4);
+            break;
+        case GN_NET_ACT: snprintf(type, sizeof type, "%s", act + 1); break;
+        case GN_NET_MAXPOOL: snprintf(type, sizeof type, "MaxPool %dx%d/%d", d->kernel, d->kernel, d->stride); break;
+        case GN_NET_AVGPOOL: snprintf(type, sizeof type, "GlobalAvgPool"); break;
+        case GN_NET_LINEAR:
+            snprintf(type, sizeof type, "Linear%s", act);
+            params = tensor_params(a, d->weight, 1) + tensor_params(a, d->bias, 1);
+            macs = (int64_t)d->in.channels * d->out.channels;
+            break;
+        case GN_NET_DROPOUT: snprintf(type, sizeof type, "Dropout %g", (double)d->rate); break;
+        case GN_NET_ADD: snprintf(type, sizeof type, "Add%s", act); break;
+        }
+        add_row(t, 0, d->name, type, d->out.channels, oh, ow, params, macs);
+    }
+    free(vh);
+    return st;
+}
+
 gn_status gn_model_layers(const gn_model *model, int height, int width, gn_layer_info *rows,
                           size_t cap, size_t *count, gn_error *err) {
     if (!model || !count || (cap && !rows))
@@ -123,12 +183,18 @@ gn_status gn_model_layers(const gn_model *model, int height, int width, gn_layer
         return gn_fail(err, GN_ERR_INVALID_ARG, "input size %dx%d out of range 1..8192", height,
                        width);
     table t = {.rows = rows, .cap = cap};
-    build_table(model->arch, height, width, &t);
+    if (model->arch->net) {
+        gn_status st = net_table(model->arch, height, width, &t, err);
+        if (st != GN_OK) return st;
+    } else {
+        build_table(model->arch, height, width, &t);
+    }
     *count = t.count;
     return GN_OK;
 }
 
 int64_t gn_model_macs(const gn_model *model, int height, int width) {
+    if (model->arch->net) return gn_net_macs(model->arch->net, height, width);
     table t = {.rows = NULL};
     return build_table(model->arch, height, width, &t);
 }

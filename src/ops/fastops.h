@@ -64,6 +64,7 @@ typedef struct gn_fconv {
     int chunk;                    /* pixels per L1-sized chunk */
     int kc;                       /* GEMM: input channels per k-block (the chunk's inputs in L1) */
     size_t pitch;                 /* DW: padded source row pitch */
+    int dw8;                      /* DW: runs of 8 small planes through kt->dw8 */
 } gn_fconv;
 
 /* Run-time pointers. `in` is written only by DW with res_mode (in-place residual). */

@@ -154,12 +154,59 @@ GN_INLINE void gemm_tile(const gn_gemm_strip *s, const float *x, float *y, const
     }
 }
 
+/* The last T (1 or 2) pixels, from column j: the 4 rows in one xmm (a packed panel row is
+ * exactly that), four k-phases in flight. 2 loads per k and FMA, against a whole masked vector
+ * tile for a pixel or two (a 7x7 plane's 49th). */
+GN_INLINE void gemm_cols(const gn_gemm_strip *s, int j, const int T) {
+    const float *x = s->x + j, *w = s->w;
+    const size_t ldx = s->ldx;
+    const int k = s->k;
+    __m128 a0 = _mm_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    int kk = 0;
+    for (; kk + 4 <= k; kk += 4) {
+        const __m128 w0 = _mm_loadu_ps(w), w1 = _mm_loadu_ps(w + 4), w2 = _mm_loadu_ps(w + 8),
+                     w3 = _mm_loadu_ps(w + 12);
+        a0 = _mm_fmadd_ps(w0, _mm_broadcast_ss(x), a0);
+        a1 = _mm_fmadd_ps(w1, _mm_broadcast_ss(x + ldx), a1);
+        a2 = _mm_fmadd_ps(w2, _mm_broadcast_ss(x + 2 * ldx), a2);
+        a3 = _mm_fmadd_ps(w3, _mm_broadcast_ss(x + 3 * ldx), a3);
+        if (T > 1) {
+            b0 = _mm_fmadd_ps(w0, _mm_broadcast_ss(x + 1), b0);
+            b1 = _mm_fmadd_ps(w1, _mm_broadcast_ss(x + ldx + 1), b1);
+            b2 = _mm_fmadd_ps(w2, _mm_broadcast_ss(x + 2 * ldx + 1), b2);
+            b3 = _mm_fmadd_ps(w3, _mm_broadcast_ss(x + 3 * ldx + 1), b3);
+        }
+        x += 4 * ldx;
+        w += 4 * GN_GEMM_MR;
+    }
+    for (; kk < k; kk++) {
+        const __m128 w0 = _mm_loadu_ps(w);
+        a0 = _mm_fmadd_ps(w0, _mm_broadcast_ss(x), a0);
+        if (T > 1) b0 = _mm_fmadd_ps(w0, _mm_broadcast_ss(x + 1), b0);
+        x += ldx;
+        w += GN_GEMM_MR;
+    }
+    const __m128 bias = _mm_loadu_ps(s->bias);
+    float v[2][4];
+    _mm_storeu_ps(v[0], _mm_add_ps(_mm_add_ps(_mm_add_ps(a0, a1), _mm_add_ps(a2, a3)), bias));
+    _mm_storeu_ps(v[1], _mm_add_ps(_mm_add_ps(_mm_add_ps(b0, b1), _mm_add_ps(b2, b3)), bias));
+    for (int r = 0; r < s->m; r++)
+        for (int c = 0; c < T; c++) {
+            float *p = s->y + (size_t)r * s->ldy + j + c;
+            if (s->from_y) *p = gn_act_apply(s->act, *p + v[c][r]);
+            else if (s->accumulate) *p += gn_act_apply(s->act, v[c][r]);
+            else *p = gn_act_apply(s->act, v[c][r]);
+        }
+}
+
 /* Full tiles, then the last 25..32 pixels as 16 + the rest: a lone 8-pixel tile would run K
- * iterations of 4 dependent FMA chains, latency-bound (a 49-pixel 7x7 plane: 24 + 16 + 9). */
+ * iterations of 4 dependent FMA chains, latency-bound. A last 1 or 2 pixels past whole vectors
+ * go through gemm_cols (a 49-pixel 7x7 plane: 24 + 24 + 1). */
 void f32_gemm_4x24_avx2(const gn_gemm_strip *s) {
+    const int t = s->n & 7, cols = t == 1 || t == 2 ? t : 0, n = s->n - cols;
     int j = 0;
-    for (; s->n - j > 32; j += 24) gemm_tile(s, s->x + j, s->y + j, 3, 0, 8);
-    int r = s->n - j;
+    for (; n - j > 32; j += 24) gemm_tile(s, s->x + j, s->y + j, 3, 0, 8);
+    int r = n - j;
     if (r > 24) {
         gemm_tile(s, s->x + j, s->y + j, 2, 0, 8);
         j += 16;
@@ -169,11 +216,43 @@ void f32_gemm_4x24_avx2(const gn_gemm_strip *s) {
     else if (r > 16) gemm_tile(s, s->x + j, s->y + j, 3, 1, r - 16);
     else if (r > 8) gemm_tile(s, s->x + j, s->y + j, 2, 1, r - 8);
     else if (r > 0) gemm_tile(s, s->x + j, s->y + j, 1, 1, r);
+    if (cols == 1) gemm_cols(s, n, 1);
+    else if (cols == 2) gemm_cols(s, n, 2);
 }
 
-/* ---- matrix-vector: 4 rows at a time, 8 inputs per step --------------------------------- */
+/* ---- matrix-vector --------------------------------------------------------------------- */
 
-void f32_gemv_4x8_avx2(const gn_gemv_args *a) {
+/* The weights come from memory once per pass (batch 1). Rows up to a few hundred floats: one
+ * row at a time, so the weights are read as one sequential stream (rows are contiguous when
+ * ldw == k), which the prefetchers follow better than four interleaved short ones (1.2-1.3x
+ * on the squeeze-excite expansions, rows of 120-240); four accumulators over k keep the FMAs
+ * independent, and x stays in L1. */
+static void f32_gemv_1x32_avx2(const gn_gemv_args *a) {
+    const int k = a->k, k32 = k & ~31, kv = k & ~7, tail = k - kv;
+    const __m256i tm = mask_first(tail);
+    const float *x = a->x;
+    for (int i = 0; i < a->m; i++) {
+        const float *w = a->w + (size_t)i * a->ldw;
+        __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+        int kk = 0;
+        for (; kk < k32; kk += 32) {
+            c0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + kk), _mm256_loadu_ps(x + kk), c0);
+            c1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + kk + 8), _mm256_loadu_ps(x + kk + 8), c1);
+            c2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + kk + 16), _mm256_loadu_ps(x + kk + 16), c2);
+            c3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + kk + 24), _mm256_loadu_ps(x + kk + 24), c3);
+        }
+        for (; kk < kv; kk += 8)
+            c0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + kk), _mm256_loadu_ps(x + kk), c0);
+        if (tail)
+            c1 = _mm256_fmadd_ps(_mm256_maskload_ps(w + kv, tm), _mm256_maskload_ps(x + kv, tm), c1);
+        const float v = hsum8(_mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3)));
+        a->y[i] = gn_act_apply(a->act, v + (a->bias ? a->bias[i] : 0.0f));
+    }
+}
+
+/* Long rows (conv_head, the classifier, squeeze-excite reductions): 4 rows at a time, 8
+ * inputs per step, each x load shared by 4 FMAs (a little faster there than one row). */
+static void f32_gemv_4x8_avx2(const gn_gemv_args *a) {
     const int k = a->k, kv = k & ~7, tail = k - kv;
     const __m256i tm = mask_first(tail);
     int i = 0;
@@ -208,6 +287,11 @@ void f32_gemv_4x8_avx2(const gn_gemv_args *a) {
             c0 = _mm256_fmadd_ps(_mm256_maskload_ps(w0 + kv, tm), _mm256_maskload_ps(a->x + kv, tm), c0);
         a->y[i] = gn_act_apply(a->act, hsum8(c0) + (a->bias ? a->bias[i] : 0.0f));
     }
+}
+
+void f32_gemv_avx2(const gn_gemv_args *a) {
+    if (a->k < 768) f32_gemv_1x32_avx2(a);
+    else f32_gemv_4x8_avx2(a);
 }
 
 /* ---- depthwise k x k through a ring of padded rows --------------------------------------- */
@@ -252,12 +336,16 @@ GN_INLINE const float *dw_tap(const float *row, const int S, size_t pitch, int o
 }
 
 /* K and S are constants at each call site (K = 0: runtime a->k), so the tap loops unroll and
- * the 3x3 weights stay in registers. Each output vector sums its taps in two chains (even and
- * odd taps) and two vectors go per step: four independent FMA chains. */
-GN_INLINE void dw_plane(const gn_dw_args *a, const int K, const int S) {
+ * the 3x3 weights stay in registers; ACT too (the entry points specialise the common ones).
+ * Each output vector sums its taps in two chains (even and odd taps) and two vectors go per
+ * step: four independent FMA chains. A row's last, partial vector is stored whole while the
+ * lanes past the row stay inside the plane: they land on the next row's first pixels, which
+ * that row rewrites (rows go in order); only the plane's very end needs the partial store. */
+GN_INLINE void dw_plane(const gn_dw_args *a, const int K, const int S, const gn_act ACT) {
     const int k = K ? K : a->k, pad = k / 2, ow = a->ow, iw = a->iw, ih = a->ih;
     const int R = a->ring_rows, rows_total = ih + 2 * pad;
     const size_t pitch = a->pitch, slot = S == 2 ? 2 * pitch : pitch;
+    const size_t plane_end = (size_t)a->oh * ow;
     const __m256 bias = _mm256_set1_ps(a->bias), zero = _mm256_setzero_ps();
     __m256 wv[25];
     if (K) {
@@ -308,7 +396,8 @@ GN_INLINE void dw_plane(const gn_dw_args *a, const int K, const int S) {
         float *yr = a->y + (size_t)oy * ow;
         const float *rr = a->res ? a->res + (size_t)oy * ow : NULL;
         int ox = 0;
-        for (; ox + 16 <= ow; ox += 16) {
+        /* pairs of vectors; the second may be the row's partial one (ow - ox in 9..15) */
+        for (; ox + 8 < ow; ox += 16) {
             __m256 c0 = bias, c1 = bias, d0 = zero, d1 = zero;
             /* unrolled even at -O2 so wv[] stays in registers */
 #pragma GCC unroll 5
@@ -326,17 +415,30 @@ GN_INLINE void dw_plane(const gn_dw_args *a, const int K, const int S) {
                         c1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(p + 8), c1);
                     }
                 }
-            c0 = act8(_mm256_add_ps(c0, d0), a->act);
-            c1 = act8(_mm256_add_ps(c1, d1), a->act);
-            if (rr) {
-                c0 = _mm256_add_ps(c0, _mm256_loadu_ps(rr + ox));
-                c1 = _mm256_add_ps(c1, _mm256_loadu_ps(rr + ox + 8));
+            c0 = act8(_mm256_add_ps(c0, d0), ACT);
+            c1 = act8(_mm256_add_ps(c1, d1), ACT);
+            if (ox + 16 <= ow) {
+                if (rr) {
+                    c0 = _mm256_add_ps(c0, _mm256_loadu_ps(rr + ox));
+                    c1 = _mm256_add_ps(c1, _mm256_loadu_ps(rr + ox + 8));
+                }
+                _mm256_storeu_ps(yr + ox, c0);
+                _mm256_storeu_ps(yr + ox + 8, c1);
+                vsum = _mm256_add_ps(vsum, _mm256_add_ps(c0, c1));
+            } else {
+                const int inside = (size_t)oy * ow + ox + 16 <= plane_end;
+                if (rr) {
+                    c0 = _mm256_add_ps(c0, _mm256_loadu_ps(rr + ox));
+                    c1 = _mm256_add_ps(c1, inside ? _mm256_loadu_ps(rr + ox + 8)
+                                                  : _mm256_maskload_ps(rr + ox + 8, tm));
+                }
+                _mm256_storeu_ps(yr + ox, c0);
+                if (inside) _mm256_storeu_ps(yr + ox + 8, c1);
+                else store_first(yr + ox + 8, c1, tail);
+                vsum = _mm256_add_ps(vsum, _mm256_add_ps(c0, _mm256_and_ps(c1, _mm256_castsi256_ps(tm))));
             }
-            _mm256_storeu_ps(yr + ox, c0);
-            _mm256_storeu_ps(yr + ox + 8, c1);
-            vsum = _mm256_add_ps(vsum, _mm256_add_ps(c0, c1));
         }
-        for (; ox < ow; ox += 8) {
+        if (ox < ow) { /* one vector left, full or partial */
             __m256 c0 = bias, d0 = zero;
 #pragma GCC unroll 5
             for (int ky = 0; ky < k; ky++)
@@ -348,14 +450,17 @@ GN_INLINE void dw_plane(const gn_dw_args *a, const int K, const int S) {
                     if (t & 1) d0 = _mm256_fmadd_ps(w, v, d0);
                     else c0 = _mm256_fmadd_ps(w, v, c0);
                 }
-            c0 = act8(_mm256_add_ps(c0, d0), a->act);
+            c0 = act8(_mm256_add_ps(c0, d0), ACT);
             if (ox + 8 <= ow) {
                 if (rr) c0 = _mm256_add_ps(c0, _mm256_loadu_ps(rr + ox));
                 _mm256_storeu_ps(yr + ox, c0);
                 vsum = _mm256_add_ps(vsum, c0);
-            } else { /* the row's tail: lanes past ow are neither stored nor summed */
-                if (rr) c0 = _mm256_add_ps(c0, _mm256_maskload_ps(rr + ox, tm));
-                store_first(yr + ox, c0, tail);
+            } else { /* the row's tail: lanes past ow are not summed */
+                const int inside = (size_t)oy * ow + ox + 8 <= plane_end;
+                if (rr) c0 = _mm256_add_ps(c0, inside ? _mm256_loadu_ps(rr + ox)
+                                                      : _mm256_maskload_ps(rr + ox, tm));
+                if (inside) _mm256_storeu_ps(yr + ox, c0);
+                else store_first(yr + ox, c0, tail);
                 vsum = _mm256_add_ps(vsum, _mm256_and_ps(c0, _mm256_castsi256_ps(tm)));
             }
         }
@@ -363,12 +468,261 @@ GN_INLINE void dw_plane(const gn_dw_args *a, const int K, const int S) {
     if (a->sum) *a->sum = hsum8(vsum);
 }
 
-void f32_dwconv_3x3s1_avx2(const gn_dw_args *a) { dw_plane(a, 3, 1); }
-void f32_dwconv_3x3s2_avx2(const gn_dw_args *a) { dw_plane(a, 3, 2); }
-void f32_dwconv_5x5s1_avx2(const gn_dw_args *a) { dw_plane(a, 5, 1); }
-void f32_dwconv_5x5s2_avx2(const gn_dw_args *a) { dw_plane(a, 5, 2); }
-void f32_dwconv_kxks1_avx2(const gn_dw_args *a) { dw_plane(a, 0, 1); }
-void f32_dwconv_kxks2_avx2(const gn_dw_args *a) { dw_plane(a, 0, 2); }
+/* The activations the network's depthwise convs use, specialised; others at run time. */
+#define GN_DW_ENTRY(name, K, S)                                                       \
+    void name(const gn_dw_args *a) {                                                  \
+        switch (a->act) {                                                             \
+        case GN_ACT_NONE: dw_plane(a, K, S, GN_ACT_NONE); break;                      \
+        case GN_ACT_RELU: dw_plane(a, K, S, GN_ACT_RELU); break;                      \
+        default: dw_plane(a, K, S, a->act); break;                                    \
+        }                                                                             \
+    }
+GN_DW_ENTRY(f32_dwconv_3x3s1_avx2, 3, 1)
+GN_DW_ENTRY(f32_dwconv_3x3s2_avx2, 3, 2)
+GN_DW_ENTRY(f32_dwconv_5x5s1_avx2, 5, 1)
+GN_DW_ENTRY(f32_dwconv_5x5s2_avx2, 5, 2)
+GN_DW_ENTRY(f32_dwconv_kxks1_avx2, 0, 1)
+GN_DW_ENTRY(f32_dwconv_kxks2_avx2, 0, 2)
+#undef GN_DW_ENTRY
+
+float f32_sum_avx2(const float *x, size_t n);
+
+/* ---- depthwise, 8 planes at once through a channel-innermost copy ---------------------- */
+
+/* 8 x 8 transpose in registers: r0..r7 rows in, columns out (in place). */
+#define GN_TRANSPOSE8(r0, r1, r2, r3, r4, r5, r6, r7)                                          \
+    do {                                                                                       \
+        const __m256 t0_ = _mm256_unpacklo_ps(r0, r1), t1_ = _mm256_unpackhi_ps(r0, r1);       \
+        const __m256 t2_ = _mm256_unpacklo_ps(r2, r3), t3_ = _mm256_unpackhi_ps(r2, r3);       \
+        const __m256 t4_ = _mm256_unpacklo_ps(r4, r5), t5_ = _mm256_unpackhi_ps(r4, r5);       \
+        const __m256 t6_ = _mm256_unpacklo_ps(r6, r7), t7_ = _mm256_unpackhi_ps(r6, r7);       \
+        const __m256 u0_ = _mm256_shuffle_ps(t0_, t2_, 0x44), u1_ = _mm256_shuffle_ps(t0_, t2_, 0xEE); \
+        const __m256 u2_ = _mm256_shuffle_ps(t1_, t3_, 0x44), u3_ = _mm256_shuffle_ps(t1_, t3_, 0xEE); \
+        const __m256 u4_ = _mm256_shuffle_ps(t4_, t6_, 0x44), u5_ = _mm256_shuffle_ps(t4_, t6_, 0xEE); \
+        const __m256 u6_ = _mm256_shuffle_ps(t5_, t7_, 0x44), u7_ = _mm256_shuffle_ps(t5_, t7_, 0xEE); \
+        r0 = _mm256_permute2f128_ps(u0_, u4_, 0x20);                                           \
+        r1 = _mm256_permute2f128_ps(u1_, u5_, 0x20);                                           \
+        r2 = _mm256_permute2f128_ps(u2_, u6_, 0x20);                                           \
+        r3 = _mm256_permute2f128_ps(u3_, u7_, 0x20);                                           \
+        r4 = _mm256_permute2f128_ps(u0_, u4_, 0x31);                                           \
+        r5 = _mm256_permute2f128_ps(u1_, u5_, 0x31);                                           \
+        r6 = _mm256_permute2f128_ps(u2_, u6_, 0x31);                                           \
+        r7 = _mm256_permute2f128_ps(u3_, u7_, 0x31);                                           \
+    } while (0)
+
+/* NP (1..4) output pixels of one row from the padded channel-innermost block: each sums its
+ * taps in two chains (even, odd), so 4 pixels keep 8 FMA chains in flight. */
+GN_INLINE void dw8_pixels(const float *src, float *dst, const float *wt, __m256 bias, int k,
+                          const int K, const int S, const int NP, size_t pw8, gn_act act,
+                          __m256 *vsum) {
+    const __m256 zero = _mm256_setzero_ps();
+    __m256 c0 = bias, c1 = bias, c2 = bias, c3 = bias, d0 = zero, d1 = zero, d2 = zero, d3 = zero;
+    const int kk = K ? K : k;
+#pragma GCC unroll 5
+    for (int ky = 0; ky < kk; ky++)
+#pragma GCC unroll 5
+        for (int kx = 0; kx < kk; kx++) {
+            const int t = ky * kk + kx;
+            const __m256 w = _mm256_loadu_ps(wt + (size_t)t * 8);
+            const float *p = src + (size_t)ky * pw8 + (size_t)kx * 8;
+            if (t & 1) {
+                d0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(p), d0);
+                if (NP > 1) d1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(p + 8 * S), d1);
+                if (NP > 2) d2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(p + 16 * S), d2);
+                if (NP > 3) d3 = _mm256_fmadd_ps(w, _mm256_loadu_ps(p + 24 * S), d3);
+            } else {
+                c0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(p), c0);
+                if (NP > 1) c1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(p + 8 * S), c1);
+                if (NP > 2) c2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(p + 16 * S), c2);
+                if (NP > 3) c3 = _mm256_fmadd_ps(w, _mm256_loadu_ps(p + 24 * S), c3);
+            }
+        }
+    c0 = act8(_mm256_add_ps(c0, d0), act);
+    _mm256_storeu_ps(dst, c0);
+    __m256 s = c0;
+    if (NP > 1) {
+        c1 = act8(_mm256_add_ps(c1, d1), act);
+        _mm256_storeu_ps(dst + 8, c1);
+        s = _mm256_add_ps(s, c1);
+    }
+    if (NP > 2) {
+        c2 = act8(_mm256_add_ps(c2, d2), act);
+        _mm256_storeu_ps(dst + 16, c2);
+        s = _mm256_add_ps(s, c2);
+    }
+    if (NP > 3) {
+        c3 = act8(_mm256_add_ps(c3, d3), act);
+        _mm256_storeu_ps(dst + 24, c3);
+        s = _mm256_add_ps(s, c3);
+    }
+    *vsum = _mm256_add_ps(*vsum, s);
+}
+
+GN_INLINE void dw8_planes(const gn_dw8_args *a, const int K, const int S, const gn_act ACT) {
+    const int k = K ? K : a->k, pad = k / 2, ih = a->ih, iw = a->iw, oh = a->oh, ow = a->ow;
+    const int pw = iw + 2 * pad, hw = ih * iw, ohw = oh * ow;
+    const size_t pw8 = (size_t)pw * 8;
+    float *const xp = a->scratch, *const yt = a->scratch + gn_dw8_pad_floats(ih, iw, k);
+    /* 1. the 8 planes, 8 pixels at a time, into the interior of the padded block */
+    {
+        int row = 0, col = 0;
+        float *dst = xp + (size_t)pad * pw8 + (size_t)pad * 8;
+        const float *x = a->x;
+        const size_t ldx = a->ldx;
+#define GN_DW8_PUT(v)                                                                          \
+    do {                                                                                       \
+        _mm256_storeu_ps(dst + (size_t)col * 8, v);                                            \
+        if (++col == iw) {                                                                     \
+            col = 0;                                                                           \
+            dst += pw8;                                                                        \
+            row++;                                                                             \
+        }                                                                                      \
+    } while (0)
+        int p0 = 0;
+        for (; p0 + 8 <= hw; p0 += 8) {
+            __m256 r0 = _mm256_loadu_ps(x + p0), r1 = _mm256_loadu_ps(x + ldx + p0);
+            __m256 r2 = _mm256_loadu_ps(x + 2 * ldx + p0), r3 = _mm256_loadu_ps(x + 3 * ldx + p0);
+            __m256 r4 = _mm256_loadu_ps(x + 4 * ldx + p0), r5 = _mm256_loadu_ps(x + 5 * ldx + p0);
+            __m256 r6 = _mm256_loadu_ps(x + 6 * ldx + p0), r7 = _mm256_loadu_ps(x + 7 * ldx + p0);
+            GN_TRANSPOSE8(r0, r1, r2, r3, r4, r5, r6, r7);
+            GN_DW8_PUT(r0);
+            GN_DW8_PUT(r1);
+            GN_DW8_PUT(r2);
+            GN_DW8_PUT(r3);
+            GN_DW8_PUT(r4);
+            GN_DW8_PUT(r5);
+            GN_DW8_PUT(r6);
+            GN_DW8_PUT(r7);
+        }
+        if (p0 < hw) {
+            const int n = hw - p0;
+            const __m256i m = mask_first(n);
+            __m256 r0 = _mm256_maskload_ps(x + p0, m), r1 = _mm256_maskload_ps(x + ldx + p0, m);
+            __m256 r2 = _mm256_maskload_ps(x + 2 * ldx + p0, m);
+            __m256 r3 = _mm256_maskload_ps(x + 3 * ldx + p0, m);
+            __m256 r4 = _mm256_maskload_ps(x + 4 * ldx + p0, m);
+            __m256 r5 = _mm256_maskload_ps(x + 5 * ldx + p0, m);
+            __m256 r6 = _mm256_maskload_ps(x + 6 * ldx + p0, m);
+            __m256 r7 = _mm256_maskload_ps(x + 7 * ldx + p0, m);
+            GN_TRANSPOSE8(r0, r1, r2, r3, r4, r5, r6, r7);
+            GN_DW8_PUT(r0);
+            if (n > 1) GN_DW8_PUT(r1);
+            if (n > 2) GN_DW8_PUT(r2);
+            if (n > 3) GN_DW8_PUT(r3);
+            if (n > 4) GN_DW8_PUT(r4);
+            if (n > 5) GN_DW8_PUT(r5);
+            if (n > 6) GN_DW8_PUT(r6);
+        }
+#undef GN_DW8_PUT
+        (void)row;
+    }
+    /* 2. taps channel-innermost: wt[t * 8 + c] */
+    float wt[15 * 15 * 8];
+    const int taps = k * k;
+    for (int c = 0; c < 8; c++)
+        for (int t = 0; t < taps; t++) wt[t * 8 + c] = a->w[(size_t)c * taps + t];
+    const __m256 bias = _mm256_loadu_ps(a->bias);
+    __m256 vsum = _mm256_setzero_ps();
+    for (int oy = 0; oy < oh; oy++) {
+        const float *src = xp + (size_t)(oy * S) * pw8;
+        float *dst = yt + (size_t)oy * ow * 8;
+        int ox = 0;
+        for (; ox + 4 <= ow; ox += 4)
+            dw8_pixels(src + (size_t)ox * S * 8, dst + (size_t)ox * 8, wt, bias, k, K, S, 4, pw8, ACT, &vsum);
+        switch (ow - ox) {
+        case 3: dw8_pixels(src + (size_t)ox * S * 8, dst + (size_t)ox * 8, wt, bias, k, K, S, 3, pw8, ACT, &vsum); break;
+        case 2: dw8_pixels(src + (size_t)ox * S * 8, dst + (size_t)ox * 8, wt, bias, k, K, S, 2, pw8, ACT, &vsum); break;
+        case 1: dw8_pixels(src + (size_t)ox * S * 8, dst + (size_t)ox * 8, wt, bias, k, K, S, 1, pw8, ACT, &vsum); break;
+        default: break;
+        }
+    }
+    /* 3. back to 8 planes, 8 pixels at a time, adding the residual */
+    float *const y = a->y;
+    const size_t ldy = a->ldy, ldr = a->ldr;
+    const float *res = a->res;
+    for (int p0 = 0; p0 < ohw; p0 += 8) {
+        const int n = ohw - p0 < 8 ? ohw - p0 : 8;
+        const float *q = yt + (size_t)p0 * 8;
+        const __m256 zero = _mm256_setzero_ps();
+        __m256 r0 = _mm256_loadu_ps(q), r1 = n > 1 ? _mm256_loadu_ps(q + 8) : zero;
+        __m256 r2 = n > 2 ? _mm256_loadu_ps(q + 16) : zero, r3 = n > 3 ? _mm256_loadu_ps(q + 24) : zero;
+        __m256 r4 = n > 4 ? _mm256_loadu_ps(q + 32) : zero, r5 = n > 5 ? _mm256_loadu_ps(q + 40) : zero;
+        __m256 r6 = n > 6 ? _mm256_loadu_ps(q + 48) : zero, r7 = n > 7 ? _mm256_loadu_ps(q + 56) : zero;
+        GN_TRANSPOSE8(r0, r1, r2, r3, r4, r5, r6, r7);
+        if (n == 8) {
+            if (res) {
+#define GN_DW8_RES(c, r)                                                                       \
+    do {                                                                                       \
+        const __m256 v_ = _mm256_loadu_ps(res + (c) * ldr + p0);                               \
+        r = _mm256_add_ps(r, v_);                                                              \
+    } while (0)
+                GN_DW8_RES(0, r0);
+                GN_DW8_RES(1, r1);
+                GN_DW8_RES(2, r2);
+                GN_DW8_RES(3, r3);
+                GN_DW8_RES(4, r4);
+                GN_DW8_RES(5, r5);
+                GN_DW8_RES(6, r6);
+                GN_DW8_RES(7, r7);
+#undef GN_DW8_RES
+            }
+            _mm256_storeu_ps(y + p0, r0);
+            _mm256_storeu_ps(y + ldy + p0, r1);
+            _mm256_storeu_ps(y + 2 * ldy + p0, r2);
+            _mm256_storeu_ps(y + 3 * ldy + p0, r3);
+            _mm256_storeu_ps(y + 4 * ldy + p0, r4);
+            _mm256_storeu_ps(y + 5 * ldy + p0, r5);
+            _mm256_storeu_ps(y + 6 * ldy + p0, r6);
+            _mm256_storeu_ps(y + 7 * ldy + p0, r7);
+        } else {
+            const __m256i m = mask_first(n);
+            if (res) {
+#define GN_DW8_RES(c, r) r = _mm256_add_ps(r, _mm256_maskload_ps(res + (c) * ldr + p0, m))
+                GN_DW8_RES(0, r0);
+                GN_DW8_RES(1, r1);
+                GN_DW8_RES(2, r2);
+                GN_DW8_RES(3, r3);
+                GN_DW8_RES(4, r4);
+                GN_DW8_RES(5, r5);
+                GN_DW8_RES(6, r6);
+                GN_DW8_RES(7, r7);
+#undef GN_DW8_RES
+            }
+            store_first(y + p0, r0, n);
+            store_first(y + ldy + p0, r1, n);
+            store_first(y + 2 * ldy + p0, r2, n);
+            store_first(y + 3 * ldy + p0, r3, n);
+            store_first(y + 4 * ldy + p0, r4, n);
+            store_first(y + 5 * ldy + p0, r5, n);
+            store_first(y + 6 * ldy + p0, r6, n);
+            store_first(y + 7 * ldy + p0, r7, n);
+        }
+    }
+    if (a->sum) {
+        float lanes[8];
+        _mm256_storeu_ps(lanes, vsum);
+        for (int c = 0; c < 8; c++) /* the sums are of y: residual included */
+            a->sum[(size_t)c * a->lds] = lanes[c] + (res ? f32_sum_avx2(res + (size_t)c * ldr, (size_t)ohw) : 0.0f);
+    }
+}
+
+/* K = 0: any odd k up to 15. */
+#define GN_DW8_ENTRY(K, S)                                                                     \
+    switch (a->act) {                                                                          \
+    case GN_ACT_NONE: dw8_planes(a, K, S, GN_ACT_NONE); break;                                 \
+    case GN_ACT_RELU: dw8_planes(a, K, S, GN_ACT_RELU); break;                                 \
+    default: dw8_planes(a, K, S, a->act); break;                                               \
+    }
+
+void f32_dwconv_kxk_c8_avx2(const gn_dw8_args *a) {
+    if (a->k == 3 && a->stride == 1) GN_DW8_ENTRY(3, 1)
+    else if (a->k == 3 && a->stride == 2) GN_DW8_ENTRY(3, 2)
+    else if (a->k == 5 && a->stride == 1) GN_DW8_ENTRY(5, 1)
+    else if (a->k == 5 && a->stride == 2) GN_DW8_ENTRY(5, 2)
+    else if (a->stride == 1) GN_DW8_ENTRY(0, 1)
+    else GN_DW8_ENTRY(0, 2)
+}
+#undef GN_DW8_ENTRY
 
 /* ---- depthwise in the batch-innermost layout: a vector is one pixel of 8 images ----------- */
 
@@ -529,9 +883,13 @@ void f32_transpose_8x8_avx2(const float *x, size_t ldx, float *y, size_t ldy, in
 
 /* ---- im2col ------------------------------------------------------------------------------ */
 
-void f32_im2col_row_avx2(const float *row, int iw, int ix0, int stride, int n, float *dst) {
+/* One tap's row: dst[i] = row[ix0 + i * stride] inside [0, iw), else 0. */
+static void im2col_row(const float *row, int iw, int ix0, int stride, int n, float *dst) {
     if (!row || (stride != 1 && stride != 2)) {
-        f32_im2col_row_scalar(row, iw, ix0, stride, n, dst);
+        for (int i = 0; i < n; i++) {
+            const int ix = ix0 + i * stride;
+            dst[i] = (row && ix >= 0 && ix < iw) ? row[ix] : 0.0f;
+        }
         return;
     }
     /* columns i with 0 <= ix0 + i * stride < iw: [lo, hi) */
@@ -555,6 +913,37 @@ void f32_im2col_row_avx2(const float *row, int iw, int ix0, int stride, int n, f
         for (; i < hi; i++) dst[i] = row[ix0 + 2 * i];
     }
     for (; i < n; i++) dst[i] = 0.0f;
+}
+
+/* Stride 2, any number of taps: each tap's row straight from the input row (16 floats per 8
+ * outputs: loads and shuffles, no stores to reload), the row's start and end in the same
+ * call, masked, rather than element by element. */
+void f32_im2col_kx_avx2(const float *row, int iw, int ix0, int stride, int n, int k, float *dst,
+                        size_t ldd) {
+    if (!row || stride != 2) {
+        for (int kx = 0; kx < k; kx++) im2col_row(row, iw, ix0 + kx, stride, n, dst + (size_t)kx * ldd);
+        return;
+    }
+    for (int kx = 0; kx < k; kx++) {
+        float *d = dst + (size_t)kx * ldd;
+        const int x0 = ix0 + kx; /* d[i] = row[x0 + 2i] */
+        int i = 0;
+        for (; i < n && x0 + 2 * i < 0; i++) d[i] = 0.0f;
+        for (; i + 8 <= n && x0 + 2 * i + 16 <= iw; i += 8) {
+            __m256 e, o;
+            deinterleave16(row + x0 + 2 * i, &e, &o);
+            _mm256_storeu_ps(d + i, e);
+        }
+        for (; i < n; i += 8) { /* the row's end: masked loads, zeros past it */
+            const int rem = iw - (x0 + 2 * i);
+            __m256 a = _mm256_setzero_ps(), b = a;
+            if (rem > 0) a = _mm256_maskload_ps(row + x0 + 2 * i, mask_first(rem < 8 ? rem : 8));
+            if (rem > 8) b = _mm256_maskload_ps(row + x0 + 2 * i + 8, mask_first(rem < 16 ? rem - 8 : 8));
+            const __m256 e = _mm256_castpd_ps(
+                _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+            store_first(d + i, e, n - i < 8 ? n - i : 8);
+        }
+    }
 }
 
 /* ---- vectors ----------------------------------------------------------------------------- */
@@ -599,7 +988,7 @@ void gn_kernels_avx2(gn_kernels *k) {
     k->name = "avx2";
     k->gemm_nr = 24;
     k->gemm = f32_gemm_4x24_avx2;
-    k->gemv = f32_gemv_4x8_avx2;
+    k->gemv = f32_gemv_avx2;
     k->dw3s1 = f32_dwconv_3x3s1_avx2;
     k->dw3s2 = f32_dwconv_3x3s2_avx2;
     k->dw5s1 = f32_dwconv_5x5s1_avx2;
@@ -607,7 +996,8 @@ void gn_kernels_avx2(gn_kernels *k) {
     k->dwks1 = f32_dwconv_kxks1_avx2;
     k->dwks2 = f32_dwconv_kxks2_avx2;
     k->dwb = f32_dwconv_kxk_b8_avx2;
-    k->im2col_row = f32_im2col_row_avx2;
+    k->dw8 = f32_dwconv_kxk_c8_avx2;
+    k->im2col = f32_im2col_kx_avx2;
     k->sum_b = f32_sum_b8_avx2;
     k->scale_b = f32_scale_b8_avx2;
     k->transpose = f32_transpose_8x8_avx2;

@@ -319,7 +319,8 @@ void gn_kernels_neon(gn_kernels *k) {
     k->dwks1 = f32_dwconv_kxks1_neon;
     k->dwks2 = f32_dwconv_kxks2_neon;
     k->dwb = f32_dwconv_kxk_b4_neon;
-    k->im2col_row = f32_im2col_row_scalar;
+    k->dw8 = NULL; /* small planes one by one through the NEON dw kernels */
+    k->im2col = f32_im2col_kx_scalar;
     k->sum_b = f32_sum_b4_neon;
     k->scale_b = f32_scale_b4_neon;
     k->transpose = f32_transpose_1x1_scalar;

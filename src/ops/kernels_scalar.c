@@ -81,6 +81,27 @@ void f32_dwconv_kxk_scalar(const gn_dw_args *a) {
     if (a->sum) *a->sum = total;
 }
 
+void f32_dwconv_kxk_c8_scalar(const gn_dw8_args *a) {
+    const size_t taps = (size_t)a->k * a->k;
+    for (int c = 0; c < 8; c++) {
+        gn_dw_args d = {0};
+        d.x = a->x + (size_t)c * a->ldx;
+        d.w = a->w + (size_t)c * taps;
+        d.bias = a->bias[c];
+        d.y = a->y + (size_t)c * a->ldy;
+        d.res = a->res ? a->res + (size_t)c * a->ldr : NULL;
+        d.sum = a->sum ? a->sum + (size_t)c * a->lds : NULL;
+        d.ih = a->ih;
+        d.iw = a->iw;
+        d.oh = a->oh;
+        d.ow = a->ow;
+        d.k = a->k;
+        d.stride = a->stride;
+        d.act = a->act;
+        f32_dwconv_kxk_scalar(&d);
+    }
+}
+
 void f32_dwconv_kxk_b1_scalar(const gn_dwb_args *a) {
     const int k = a->k, pad = k / 2, s = a->stride, nb = a->batch;
     if (a->sum)
@@ -123,11 +144,13 @@ void f32_transpose_1x1_scalar(const float *x, size_t ldx, float *y, size_t ldy, 
         for (int j = 0; j < cols; j++) y[(size_t)j * ldy + i] = x[(size_t)i * ldx + j];
 }
 
-void f32_im2col_row_scalar(const float *row, int iw, int ix0, int stride, int n, float *dst) {
-    for (int i = 0; i < n; i++) {
-        const int ix = ix0 + i * stride;
-        dst[i] = (row && ix >= 0 && ix < iw) ? row[ix] : 0.0f;
-    }
+void f32_im2col_kx_scalar(const float *row, int iw, int ix0, int stride, int n, int k, float *dst,
+                          size_t ldd) {
+    for (int kx = 0; kx < k; kx++)
+        for (int i = 0; i < n; i++) {
+            const int ix = ix0 + kx + i * stride;
+            dst[(size_t)kx * ldd + (size_t)i] = (row && ix >= 0 && ix < iw) ? row[ix] : 0.0f;
+        }
 }
 
 float f32_sum_scalar(const float *x, size_t n) {
@@ -156,7 +179,8 @@ void gn_kernels_scalar(gn_kernels *k) {
     k->gemv = f32_gemv_4x8_scalar;
     k->dw3s1 = k->dw3s2 = k->dw5s1 = k->dw5s2 = k->dwks1 = k->dwks2 = f32_dwconv_kxk_scalar;
     k->dwb = f32_dwconv_kxk_b1_scalar;
-    k->im2col_row = f32_im2col_row_scalar;
+    k->dw8 = f32_dwconv_kxk_c8_scalar;
+    k->im2col = f32_im2col_kx_scalar;
     k->sum_b = f32_sum_b1_scalar;
     k->scale_b = f32_scale_b1_scalar;
     k->transpose = f32_transpose_1x1_scalar;

@@ -108,6 +108,39 @@ typedef struct gn_dwb_args {
 } gn_dwb_args;
 typedef void (*gn_dwb_fn)(const gn_dwb_args *a);
 
+/* Depthwise k x k conv (padding k/2, stride 1 or 2) of 8 planes at once (8 consecutive
+ * channels, one input plane each): plane c of x (ldx floats apart) into plane c of y (ldy
+ * apart), y = act(bias[c] + conv) [+ res plane c]; sum (optional): sum[c * lds] = the sum of
+ * y's plane c. SIMD kernels copy the planes channel-innermost into `scratch` (a zero-padded
+ * (ih + 2p) x (iw + 2p) x 8 block, then oh x ow x 8 outputs: gn_dw8_scratch_floats), so a
+ * vector holds one pixel of the 8 channels: no row edges, tails or masks in the taps, which
+ * pays on small planes. The caller zeroes the padded block once (kernels write only its
+ * interior). Scalar kernels ignore scratch. */
+typedef struct gn_dw8_args {
+    const float *x;
+    size_t ldx;
+    float *y;
+    size_t ldy;
+    const float *res; /* NULL or 8 planes shaped like y, ldr apart */
+    size_t ldr;
+    float *sum; /* NULL or 8 sums, lds apart */
+    size_t lds;
+    const float *w;    /* 8 x k * k taps, channel by channel */
+    const float *bias; /* 8 */
+    float *scratch;
+    int ih, iw, oh, ow, k, stride;
+    gn_act act;
+} gn_dw8_args;
+typedef void (*gn_dw8_fn)(const gn_dw8_args *a);
+
+/* Scratch floats for gn_dw8_fn, and how many of them (from the start) the caller zeroes. */
+static inline size_t gn_dw8_pad_floats(int ih, int iw, int k) {
+    return (size_t)(ih + 2 * (k / 2)) * (size_t)(iw + 2 * (k / 2)) * 8;
+}
+static inline size_t gn_dw8_scratch_floats(int ih, int iw, int oh, int ow, int k) {
+    return gn_dw8_pad_floats(ih, iw, k) + (size_t)oh * ow * 8;
+}
+
 /* Batch-innermost helpers over `hw` pixels of `batch` floats (batch % 8 == 0):
  * sum_b: out[b] = sum over pixels; scale_b: x[p][b] *= s[b]. */
 typedef void (*gn_sum_b_fn)(const float *x, size_t hw, int batch, float *out);
@@ -117,9 +150,12 @@ typedef void (*gn_scale_b_fn)(float *x, size_t hw, int batch, const float *s);
 typedef void (*gn_transpose_fn)(const float *x, size_t ldx, float *y, size_t ldy, int rows,
                                 int cols);
 
-/* One row of an im2col matrix: dst[i] = row[ix0 + i * stride] where that column lies in
- * [0, iw), else 0; row NULL means a padding row (all zeros). */
-typedef void (*gn_im2col_fn)(const float *row, int iw, int ix0, int stride, int n, float *dst);
+/* The k rows of an im2col matrix that one input row feeds (taps kx = 0 .. k-1, k <= 15):
+ * dst[kx * ldd + i] = row[ix0 + kx + i * stride] where that column lies in [0, iw), else 0;
+ * row NULL means a padding row (all zeros). SIMD kernels split a stride-2 row into even and
+ * odd columns once for all k taps. */
+typedef void (*gn_im2col_fn)(const float *row, int iw, int ix0, int stride, int n, int k,
+                             float *dst, size_t ldd);
 
 typedef struct gn_kernels {
     const char *name; /* "scalar", "avx2", "neon" */
@@ -128,7 +164,8 @@ typedef struct gn_kernels {
     gn_gemv_fn gemv;
     gn_dw_fn dw3s1, dw3s2, dw5s1, dw5s2, dwks1, dwks2; /* dwk*: any odd k */
     gn_dwb_fn dwb;
-    gn_im2col_fn im2col_row;
+    gn_dw8_fn dw8;    /* NULL: drivers run small planes one by one through dw* */
+    gn_im2col_fn im2col;
     gn_sum_b_fn sum_b;
     gn_scale_b_fn scale_b;
     gn_transpose_fn transpose;
@@ -161,10 +198,12 @@ void f32_gemm_4x8_scalar(const gn_gemm_strip *s);
 void f32_gemv_4x8_scalar(const gn_gemv_args *a);
 void f32_dwconv_kxk_scalar(const gn_dw_args *a);
 void f32_dwconv_kxk_b1_scalar(const gn_dwb_args *a);
+void f32_dwconv_kxk_c8_scalar(const gn_dw8_args *a);
 void f32_sum_b1_scalar(const float *x, size_t hw, int batch, float *out);
 void f32_scale_b1_scalar(float *x, size_t hw, int batch, const float *s);
 void f32_transpose_1x1_scalar(const float *x, size_t ldx, float *y, size_t ldy, int rows, int cols);
-void f32_im2col_row_scalar(const float *row, int iw, int ix0, int stride, int n, float *dst);
+void f32_im2col_kx_scalar(const float *row, int iw, int ix0, int stride, int n, int k, float *dst,
+                          size_t ldd);
 float f32_sum_scalar(const float *x, size_t n);
 void f32_scale_scalar(float *x, size_t n, float s);
 void f32_add_scalar(float *y, const float *x, size_t n);

@@ -35,6 +35,7 @@
 #include "core/common.h"
 #include "core/threadpool.h"
 #include "model/model_internal.h"
+#include "net/net.h"
 #include "train/train.h"
 
 enum { kMaxNodes = 8 * GN_MAX_BLOCKS + 8, kMaxAllocs = 1024 };
@@ -71,6 +72,7 @@ typedef struct block_plan {
 } block_plan;
 
 struct gn_train_graph {
+    gn_net_graph *net; /* a .net model: everything runs on this graph (net_graph.c) */
     gn_model *model;
     const gn_arch *arch;
     gn_train_options opt;
@@ -751,6 +753,7 @@ gn_train_options gn_train_options_default(void) {
 
 void gn_train_graph_free(gn_train_graph *g) {
     if (!g) return;
+    gn_net_graph_free(g->net);
     gn_threadpool_free(g->pool);
     for (int i = 0; i < g->num_allocs; i++) free(g->allocs[i]);
     free(g->grads);
@@ -798,6 +801,29 @@ gn_status gn_train_graph_create(gn_model *model, int batch, int height, int widt
                        width);
     gn_train_graph *g = calloc(1, sizeof *g);
     if (!g) return gn_fail(err, GN_ERR_NOMEM, "out of memory for the training graph");
+    if (model->arch->net) {
+        if (opt.freeze_bn || opt.force_reference) {
+            free(g);
+            return gn_fail(err, GN_ERR_UNSUPPORTED, "freeze_bn and force_reference are for the "
+                           "built-in GhostNet only");
+        }
+        g->model = model;
+        g->arch = model->arch;
+        g->opt = opt;
+        g->batch = g->cur_batch = batch;
+        g->height = height;
+        g->width = width;
+        gn_status st = gn_net_graph_create(model, batch, height, width, 1, opt.num_threads,
+                                           opt.seed, &g->net, err);
+        if (st == GN_OK && !(g->grads = gn_calloc(model->arch->total_floats, sizeof(float))))
+            st = gn_fail(err, GN_ERR_NOMEM, "out of memory for the gradients");
+        if (st != GN_OK) {
+            gn_train_graph_free(g);
+            return st;
+        }
+        *out = g;
+        return GN_OK;
+    }
     g->model = model;
     g->arch = model->arch;
     g->opt = opt;
@@ -847,6 +873,13 @@ gn_status gn_train_forward_backward(gn_train_graph *g, const float *input, const
                                     float *loss, int *correct, gn_error *err) {
     if (!g || !input || !labels)
         return gn_fail(err, GN_ERR_INVALID_ARG, "gn_train_forward_backward: NULL argument");
+    if (g->net) {
+        double l = 0.0;
+        gn_status st = gn_net_graph_train(g->net, input, labels, g->opt.label_smoothing, 1, 1,
+                                          g->grads, &l, correct, NULL, err);
+        if (loss) *loss = (float)l;
+        return st;
+    }
     gn_status st = check_labels(g, labels, err);
     if (st != GN_OK) return st;
     g->cur_batch = g->batch;
@@ -864,6 +897,9 @@ gn_status gn_train_forward_backward(gn_train_graph *g, const float *input, const
 gn_status gn_train_loss(gn_train_graph *g, const float *input, const int *labels,
                         float *logits, double *loss, int *correct, gn_error *err) {
     if (!g || !input) return gn_fail(err, GN_ERR_INVALID_ARG, "gn_train_loss: NULL argument");
+    if (g->net)
+        return gn_net_graph_train(g->net, input, labels, g->opt.label_smoothing, 0, 0, NULL,
+                                  labels ? loss : NULL, labels ? correct : NULL, logits, err);
     if (labels) {
         gn_status st = check_labels(g, labels, err);
         if (st != GN_OK) return st;
@@ -884,6 +920,7 @@ gn_status gn_train_eval(gn_train_graph *g, const float *input, int batch, float 
                         gn_error *err) {
     if (!g || !input || !logits)
         return gn_fail(err, GN_ERR_INVALID_ARG, "gn_train_eval: NULL argument");
+    if (g->net) return gn_net_graph_eval(g->net, input, batch, logits, err);
     if (batch < 1 || batch > g->batch)
         return gn_fail(err, GN_ERR_INVALID_ARG, "eval batch %d out of range 1..%d", batch,
                        g->batch);
@@ -896,12 +933,19 @@ gn_status gn_train_eval(gn_train_graph *g, const float *input, int batch, float 
 
 float *gn_train_grads(gn_train_graph *g) { return g ? g->grads : NULL; }
 gn_model *gn_train_model(gn_train_graph *g) { return g ? g->model : NULL; }
-int64_t gn_train_step_count(const gn_train_graph *g) { return g ? g->step : 0; }
+int64_t gn_train_step_count(const gn_train_graph *g) {
+    if (g && g->net) return gn_net_graph_steps(g->net);
+    return g ? g->step : 0;
+}
 
 void gn_train_set_step_count(gn_train_graph *g, int64_t step) {
     if (g && step >= 0) g->step = step;
+    if (g && g->net && step >= 0) gn_net_graph_set_steps(g->net, step);
 }
-size_t gn_train_arena_bytes(const gn_train_graph *g) { return g ? g->arena_bytes : 0; }
+size_t gn_train_arena_bytes(const gn_train_graph *g) {
+    if (g && g->net) return gn_net_graph_bytes(g->net);
+    return g ? g->arena_bytes : 0;
+}
 
 /* ---- test hooks --------------------------------------------------------------------------- */
 
@@ -914,6 +958,7 @@ static float *relu_pattern(gn_train_graph *g, const float *out, size_t n, float 
 
 gn_status gn_train_freeze_relu(gn_train_graph *g, int on, gn_error *err) {
     if (!g) return gn_fail(err, GN_ERR_INVALID_ARG, "gn_train_freeze_relu: NULL graph");
+    if (g->net) return gn_fail(err, GN_ERR_UNSUPPORTED, "freeze_relu: built-in GhostNet only");
     g->frozen = 0;
     if (!on) return GN_OK;
     g->cur_batch = g->batch;
@@ -948,6 +993,7 @@ gn_status gn_train_freeze_relu(gn_train_graph *g, int on, gn_error *err) {
 gn_status gn_train_part_shape(const gn_train_graph *g, int block, gn_train_part part,
                               gn_part_shape *s, gn_error *err) {
     if (!g || !s) return gn_fail(err, GN_ERR_INVALID_ARG, "gn_train_part_shape: NULL argument");
+    if (g->net) return gn_fail(err, GN_ERR_UNSUPPORTED, "parts: built-in GhostNet only");
     if (block < 0 || block >= g->arch->num_blocks)
         return gn_fail(err, GN_ERR_INVALID_ARG, "block %d out of range", block);
     const block_plan *bp = &g->blocks[block];

@@ -235,8 +235,9 @@ def count_params(model):
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def count_macs(model, h, w):
-    """Conv + linear multiply-adds for one h x w input (BN, ReLU, pool, add, SE scale excluded)."""
+def count_macs(model, h, w, in_chans=None):
+    """Conv + linear multiply-adds for one h x w input (BN, ReLU, pool, add, SE scale excluded).
+    in_chans defaults to the GhostNet config's; any nn.Module works when it is given."""
     total = [0]
 
     def conv_hook(m, inp, out):
@@ -256,7 +257,7 @@ def count_macs(model, h, w):
     model.eval()
     try:
         with torch.no_grad():
-            model(torch.zeros(1, model.cfg["in_chans"], h, w))
+            model(torch.zeros(1, in_chans or model.cfg["in_chans"], h, w))
     finally:
         for hd in handles:
             hd.remove()
