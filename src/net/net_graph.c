@@ -501,22 +501,11 @@ static void node_forward(gn_net_graph *g, int index, int update) {
     }
 }
 
-/* NCHW input of n images into value 0 (batch-inner). */
-static void load_input(gn_net_graph *g, const float *input, int n) {
-    const int c = g->net->values[0].channels;
-    const size_t hw = plane(g, 0), B = (size_t)g->batch;
-    float *dst = g->val[0];
-    for (int ch = 0; ch < c; ch++)
-        for (size_t i = 0; i < hw; i++) {
-            float *d = dst + ((size_t)ch * hw + i) * B;
-            for (int b = 0; b < n; b++) d[b] = input[((size_t)b * c + ch) * hw + i];
-        }
-}
-
 static void forward(gn_net_graph *g, const float *input, int n, int bn_train, int update) {
     g->bn_train = bn_train;
     g->cur_batch = n;
-    load_input(g, input, n);
+    gn_nchw_to_batch_inner(input, n, g->net->values[0].channels, plane(g, 0), (size_t)g->batch,
+                           g->val[0]);
     for (int i = 0; i < g->net->num_nodes; i++) node_forward(g, i, update);
     const float *out = g->val[g->net->output];
     for (int b = 0; b < n; b++)

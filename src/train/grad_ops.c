@@ -1952,3 +1952,21 @@ double gn_softmax_xent(const float *logits, int batch, int classes, const int *l
     if (correct) *correct = right;
     return total / batch;
 }
+
+/* ---- layout conversion --------------------------------------------------------------------- */
+
+void gn_nchw_to_batch_inner(const float *src, int batch, int c, size_t hw, size_t ld, float *dst) {
+    for (int ch = 0; ch < c; ch++)
+        for (size_t i = 0; i < hw; i++) {
+            float *d = dst + ((size_t)ch * hw + i) * ld;
+            for (int b = 0; b < batch; b++) d[b] = src[((size_t)b * c + ch) * hw + i];
+        }
+}
+
+void gn_batch_inner_to_nchw(const float *src, int batch, int c, size_t hw, size_t ld, float *dst) {
+    for (int ch = 0; ch < c; ch++)
+        for (size_t i = 0; i < hw; i++) {
+            const float *s = src + ((size_t)ch * hw + i) * ld;
+            for (int b = 0; b < batch; b++) dst[((size_t)b * c + ch) * hw + i] = s[b];
+        }
+}

@@ -109,6 +109,11 @@ typedef struct gn_tlayout {
     size_t bs, cs, ps;
 } gn_tlayout;
 
+/* NCHW tensors of `batch` images <-> batch-inner ([channel][pixel][image], ld columns per
+ * pixel, ld >= batch), c channels of hw pixels; columns >= batch are left as they are. */
+void gn_nchw_to_batch_inner(const float *src, int batch, int c, size_t hw, size_t ld, float *dst);
+void gn_batch_inner_to_nchw(const float *src, int batch, int c, size_t hw, size_t ld, float *dst);
+
 /* A convolution (shapes, groups, stride from p; p's image strides, act and accumulate are
  * ignored) between tensors laid out as `in` and `out`. out_c may stop short of
  * groups * out_per_group (see below). */

@@ -188,23 +188,6 @@ static void add_into(const gn_train_graph *g, float *y, const float *a, const fl
     gn_tctx_for(&g->ctx, (int)((n + kAddBlock - 1) / kAddBlock), add_range, &j);
 }
 
-/* NCHW (the caller's, `batch` images) <-> batch-inner (ld columns), c channels of hw. */
-static void to_bi(const float *src, int batch, int c, size_t hw, size_t ld, float *dst) {
-    for (int ch = 0; ch < c; ch++)
-        for (size_t i = 0; i < hw; i++) {
-            float *d = dst + ((size_t)ch * hw + i) * ld;
-            for (int b = 0; b < batch; b++) d[b] = src[((size_t)b * c + ch) * hw + i];
-        }
-}
-
-static void from_bi(const float *src, int batch, int c, size_t hw, size_t ld, float *dst) {
-    for (int ch = 0; ch < c; ch++)
-        for (size_t i = 0; i < hw; i++) {
-            const float *s = src + ((size_t)ch * hw + i) * ld;
-            for (int b = 0; b < batch; b++) dst[((size_t)b * c + ch) * hw + i] = s[b];
-        }
-}
-
 /* ---- planning ----------------------------------------------------------------------------- */
 
 /* A conv + BN node reading `in` and writing `kept` channels of BN + act output into out, all
@@ -714,8 +697,8 @@ static void head_backward(gn_train_graph *g) {
 
 static void forward_all(gn_train_graph *g, const float *input, int training) {
     const int bn_train = training && !g->opt.freeze_bn;
-    to_bi(input, g->cur_batch, g->arch->config.in_chans, (size_t)g->height * g->width,
-          (size_t)g->batch, g->input);
+    gn_nchw_to_batch_inner(input, g->cur_batch, g->arch->config.in_chans,
+                           (size_t)g->height * g->width, (size_t)g->batch, g->input);
     node_forward(g, &g->nodes[g->stem], bn_train);
     for (int i = 0; i < g->arch->num_blocks; i++) block_forward(g, &g->blocks[i], bn_train);
     node_forward(g, &g->nodes[g->final_conv], bn_train);
@@ -1025,21 +1008,21 @@ gn_status gn_train_part_run(gn_train_graph *g, int block, gn_train_part part, co
     float *dxin = part == GN_PART_GHOST2 ? bp->dg2_in : bp->dx;
     const float *yout = part == GN_PART_BLOCK ? bp->y : part == GN_PART_GHOST1 ? bp->g1 : bp->g2;
     float *dyout = part == GN_PART_GHOST1 ? bp->dg1 : bp->dy;
-    to_bi(x, B, s.in_c, in_hw, (size_t)B, xin);
+    gn_nchw_to_batch_inner(x, B, s.in_c, in_hw, (size_t)B, xin);
     if (part == GN_PART_BLOCK) {
         block_forward(g, bp, 1);
     } else {
         ghost_forward(g, part == GN_PART_GHOST1 ? bp->ghost1 : bp->ghost2, 1);
     }
-    from_bi(yout, B, s.out_c, out_hw, (size_t)B, y);
+    gn_batch_inner_to_nchw(yout, B, s.out_c, out_hw, (size_t)B, y);
     if (!dy) return GN_OK;
-    to_bi(dy, B, s.out_c, out_hw, (size_t)B, dyout);
+    gn_nchw_to_batch_inner(dy, B, s.out_c, out_hw, (size_t)B, dyout);
     if (part == GN_PART_BLOCK) {
         block_backward(g, bp, 1);
     } else {
         zero(dxin, (size_t)B * s.in_c * in_hw);
         ghost_backward(g, part == GN_PART_GHOST1 ? bp->ghost1 : bp->ghost2, 1, 1);
     }
-    from_bi(dxin, B, s.in_c, in_hw, (size_t)B, dx);
+    gn_batch_inner_to_nchw(dxin, B, s.in_c, in_hw, (size_t)B, dx);
     return GN_OK;
 }
