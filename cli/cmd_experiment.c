@@ -14,6 +14,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "core/common.h"
 #include "io/plot.h"
 
 static const char kHelp[] =
@@ -40,7 +41,7 @@ static const char kHelp[] =
     "  --threads N        training threads (default 0 = all cores)\n"
     "  --in-chans N       input channels (default: 1 for IDX data, 3 for image folders)\n"
     "  --seed N           seed (default 0)\n"
-    "  --latency-runs N   timed batch-1 runs per variant (default 50)\n"
+    "  --latency-runs N   timed batch-1 runs per variant, in 10 interleaved rounds (default 50)\n"
     "  --help             this text\n";
 
 typedef struct variant {
@@ -49,8 +50,7 @@ typedef struct variant {
     double width;    /* times --width where `scaled` */
     int scaled;
     int ratio, dw;   /* 0: defaults */
-    int series;      /* chart series */
-    double x;        /* chart x for the ablation (d or s) */
+    int series;      /* chart series (not used by the ablation, charted by s and d) */
 } variant;
 
 typedef struct experiment {
@@ -62,24 +62,24 @@ typedef struct experiment {
 } experiment;
 
 static const variant kAblation[] = {
-    {"ghostnet s2 d1", NULL, 1.0, 1, 2, 1, 0, 1}, {"ghostnet s2 d3", NULL, 1.0, 1, 2, 3, 0, 3},
-    {"ghostnet s2 d5", NULL, 1.0, 1, 2, 5, 0, 5}, {"ghostnet s2 d7", NULL, 1.0, 1, 2, 7, 0, 7},
-    {"ghostnet s3 d3", NULL, 1.0, 1, 3, 3, 1, 3}, {"ghostnet s4 d3", NULL, 1.0, 1, 4, 3, 1, 4},
-    {"ghostnet s5 d3", NULL, 1.0, 1, 5, 3, 1, 5},
+    {"ghostnet s2 d1", NULL, 1.0, 1, 2, 1, 0}, {"ghostnet s2 d3", NULL, 1.0, 1, 2, 3, 0},
+    {"ghostnet s2 d5", NULL, 1.0, 1, 2, 5, 0}, {"ghostnet s2 d7", NULL, 1.0, 1, 2, 7, 0},
+    {"ghostnet s3 d3", NULL, 1.0, 1, 3, 3, 0}, {"ghostnet s4 d3", NULL, 1.0, 1, 4, 3, 0},
+    {"ghostnet s5 d3", NULL, 1.0, 1, 5, 3, 0},
 };
 static const variant kGhostVsVanilla[] = {
-    {"resnet56", "resnet56.net", 1.0, 1, 0, 0, 0, 0},
-    {"ghost-resnet56", "ghost_resnet56.net", 1.0, 1, 0, 0, 0, 0},
-    {"vgg16 (0.5x)", "vgg16.net", 0.5, 1, 0, 0, 1, 0},
-    {"ghost-vgg16 (0.5x)", "ghost_vgg16.net", 0.5, 1, 0, 0, 1, 0},
+    {"resnet56", "resnet56.net", 1.0, 1, 0, 0, 0},
+    {"ghost-resnet56", "ghost_resnet56.net", 1.0, 1, 0, 0, 0},
+    {"vgg16 (0.5x)", "vgg16.net", 0.5, 1, 0, 0, 1},
+    {"ghost-vgg16 (0.5x)", "ghost_vgg16.net", 0.5, 1, 0, 0, 1},
 };
 static const variant kFrontier[] = {
-    {"ghostnet 0.5x", "ghostnet.net", 0.5, 0, 0, 0, 0, 0},
-    {"ghostnet 1.0x", "ghostnet.net", 1.0, 0, 0, 0, 0, 0},
-    {"ghostnet 1.3x", "ghostnet.net", 1.3, 0, 0, 0, 0, 0},
-    {"mobilenetv3-large", "mobilenetv3_large.net", 1.0, 0, 0, 0, 1, 0},
-    {"mobilenetv3-small", "mobilenetv3_small.net", 1.0, 0, 0, 0, 2, 0},
-    {"mobilenetv2", "mobilenetv2.net", 1.0, 0, 0, 0, 3, 0},
+    {"ghostnet 0.5x", "ghostnet.net", 0.5, 0, 0, 0, 0},
+    {"ghostnet 1.0x", "ghostnet.net", 1.0, 0, 0, 0, 0},
+    {"ghostnet 1.3x", "ghostnet.net", 1.3, 0, 0, 0, 0},
+    {"mobilenetv3-large", "mobilenetv3_large.net", 1.0, 0, 0, 0, 1},
+    {"mobilenetv3-small", "mobilenetv3_small.net", 1.0, 0, 0, 0, 2},
+    {"mobilenetv2", "mobilenetv2.net", 1.0, 0, 0, 0, 3},
 };
 #define COUNT(a) (int)(sizeof a / sizeof a[0])
 static const experiment kExperiments[] = {
@@ -200,45 +200,94 @@ static int train_variant(const options *o, const variant *v, const char *dir, in
     return cmd_train(argc, (char **)argv);
 }
 
-/* Median single-image latency (one thread) of the trained model. */
-static int measure(const options *o, const char *model_path, result *res, gn_error *err) {
-    gn_model *m = NULL;
-    if (gn_model_load(model_path, NULL, &m, err) != GN_OK) return -1;
-    const gn_config *c = gn_model_config(m);
-    const int size = gn_model_preprocess(m)->input_size;
+/* A trained variant ready to time: its model, a batch-1 one-thread session and an input. */
+typedef struct timer {
+    gn_model *model;
+    gn_session *session;
+    float *x, *y;
+} timer;
+
+static void timer_close(timer *t) {
+    gn_session_free(t->session);
+    gn_model_free(t->model);
+    free(t->x);
+    free(t->y);
+    memset(t, 0, sizeof *t);
+}
+
+/* Loads a trained model, fills in its size and cost, and plans it for timing. */
+static int timer_open(const char *model_path, timer *t, result *res, gn_error *err) {
+    memset(t, 0, sizeof *t);
+    if (gn_model_load(model_path, NULL, &t->model, err) != GN_OK) return -1;
+    const gn_config *c = gn_model_config(t->model);
+    const int size = gn_model_preprocess(t->model)->input_size;
     res->input_size = size;
-    res->params = (long long)gn_model_param_count(m);
-    res->macs = (long long)gn_model_macs(m, size, size);
+    res->params = (long long)gn_model_param_count(t->model);
+    res->macs = (long long)gn_model_macs(t->model, size, size);
     gn_session_options so = gn_session_options_default();
     so.num_threads = 1;
-    gn_session *s = NULL;
     const size_t n_in = (size_t)c->in_chans * size * size;
-    float *x = calloc(n_in, sizeof *x), *y = calloc((size_t)c->num_classes, sizeof *y);
-    double *times = calloc((size_t)o->latency_runs, sizeof *times);
-    int rc = -1;
-    if (x && y && times && gn_session_create(m, 1, size, size, &so, &s, err) == GN_OK) {
-        for (size_t i = 0; i < n_in; i++) x[i] = (float)((i * 7919) % 255) / 255.0f - 0.5f;
-        rc = 0;
-        for (int i = 0; i < 3 && rc == 0; i++) rc = gn_session_run(s, x, y, err) == GN_OK ? 0 : -1;
-        for (long i = 0; i < o->latency_runs && rc == 0; i++) {
-            double t0 = now_seconds();
-            rc = gn_session_run(s, x, y, err) == GN_OK ? 0 : -1;
-            times[i] = now_seconds() - t0;
-        }
-        /* median by insertion sort: a few dozen values */
-        for (long i = 1; i < o->latency_runs; i++)
-            for (long j = i; j > 0 && times[j] < times[j - 1]; j--) {
-                double t = times[j];
-                times[j] = times[j - 1];
-                times[j - 1] = t;
-            }
-        res->latency_ms = times[o->latency_runs / 2] * 1e3;
+    t->x = calloc(n_in, sizeof *t->x);
+    t->y = calloc((size_t)c->num_classes, sizeof *t->y);
+    if (!t->x || !t->y) {
+        gn_fail(err, GN_ERR_NOMEM, "%s: out of memory", model_path);
+        return -1;
     }
-    gn_session_free(s);
-    free(x);
-    free(y);
+    if (gn_session_create(t->model, 1, size, size, &so, &t->session, err) != GN_OK) return -1;
+    for (size_t i = 0; i < n_in; i++) t->x[i] = (float)((i * 7919) % 255) / 255.0f - 0.5f;
+    return 0;
+}
+
+static int compare_doubles(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, compare_doubles);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static double min_of(const double *v, int n) {
+    double m = v[0];
+    for (int i = 1; i < n; i++) m = v[i] < m ? v[i] : m;
+    return m;
+}
+
+enum { kLatencyRounds = 10 };
+
+static long latency_runs_per_round(const options *o) {
+    return (o->latency_runs + kLatencyRounds - 1) / kLatencyRounds;
+}
+
+/* Batch-1 one-thread latency of every variant. A shared machine's speed drifts over minutes and
+ * other work comes in bursts, so the variants take turns: each round times every variant in a
+ * row, and a variant's latency is its fastest round median, the round least disturbed. Timing
+ * one variant after another would put the drift between them. */
+static int measure_latencies(const options *o, timer *timers, result *res, int count,
+                             gn_error *err) {
+    const int per_round = (int)latency_runs_per_round(o);
+    double *times = calloc((size_t)per_round, sizeof *times);
+    double *rounds = calloc((size_t)count * kLatencyRounds, sizeof *rounds);
+    int rc = times && rounds ? 0 : -1;
+    if (rc) gn_fail(err, GN_ERR_NOMEM, "out of memory");
+    for (int r = 0; r < kLatencyRounds && rc == 0; r++) {
+        for (int i = 0; i < count && rc == 0; i++) {
+            timer *t = &timers[i];
+            for (int k = 0; k < 3 && rc == 0; k++) /* warm caches and the branch predictor */
+                rc = gn_session_run(t->session, t->x, t->y, err) == GN_OK ? 0 : -1;
+            for (int k = 0; k < per_round && rc == 0; k++) {
+                const double t0 = now_seconds();
+                rc = gn_session_run(t->session, t->x, t->y, err) == GN_OK ? 0 : -1;
+                times[k] = now_seconds() - t0;
+            }
+            if (rc == 0) rounds[i * kLatencyRounds + r] = median(times, per_round);
+        }
+    }
+    for (int i = 0; i < count && rc == 0; i++)
+        res[i].latency_ms = min_of(&rounds[i * kLatencyRounds], kLatencyRounds) * 1e3;
     free(times);
-    gn_model_free(m);
+    free(rounds);
     return rc;
 }
 
@@ -255,9 +304,10 @@ static int write_outputs(const options *o, const experiment *ex, const result *r
     fprintf(f, "# %s: %s\n\n", ex->name, ex->title);
     fprintf(f, "Data: `%s`%s; %ld epochs per variant, batch %ld, lr %g (SGD, Nesterov, warm-up + "
                "cosine, wd 5e-5, label smoothing 0.1), seed %ld; latency: batch 1, 1 thread, "
-               "median of %ld runs. Training time, all variants: %.0f s (this command: %.0f s).\n\n",
+               "%d interleaved rounds of %ld runs per variant, fastest round median. "
+               "Training time, all variants: %.0f s (this command: %.0f s).\n\n",
             o->data, o->limit_train ? " (training subset)" : "", o->epochs, o->batch, o->lr,
-            o->seed, o->latency_runs, train_total, wall);
+            o->seed, kLatencyRounds, latency_runs_per_round(o), train_total, wall);
     fprintf(f, "| variant | params | MACs | latency (ms) | test accuracy | train time (s) |\n");
     fprintf(f, "|---|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < ex->count; i++)
@@ -287,49 +337,49 @@ static int write_outputs(const options *o, const experiment *ex, const result *r
 
     /* the chart: accuracy against d and s (ablation), else against MACs and latency */
     static const uint32_t kColors[] = {0x1f77b4u, 0xd62728u, 0x2ca02cu, 0x9467bdu};
-    double xs[3][16], ys[16];
-    int idx[4][16], counts[4] = {0};
-    for (int i = 0; i < ex->count && i < 16; i++) {
-        const variant *v = &ex->variants[i];
-        idx[v->series][counts[v->series]++] = i;
-        xs[0][i] = v->x;
-        xs[1][i] = res[i].macs / 1e6;
-        xs[2][i] = res[i].latency_ms;
-        ys[i] = res[i].test_acc;
-    }
     double px[2][4][16], py[4][16];
     gn_plot_series series[2][4];
-    int nseries = 0;
-    const int ablation = strcmp(ex->name, "ablation") == 0;
-    for (int s = 0; s < 4; s++) {
-        if (!counts[s]) continue;
-        for (int p = 0; p < 2; p++) {
-            for (int k = 0; k < counts[s]; k++) {
-                px[p][nseries][k] = xs[ablation ? 0 : p + 1][idx[s][k]];
-                py[nseries][k] = ys[idx[s][k]];
-            }
-            gn_plot_series *sr = &series[p][nseries];
-            sr->label = ex->series[s];
-            sr->x = px[p][nseries];
-            sr->y = py[nseries];
-            sr->n = counts[s];
-            sr->rgb = kColors[s];
-        }
-        nseries++;
-    }
     gn_plot_panel panels[2];
-    int npanels = 0;
-    if (ablation) {
-        panels[0] = (gn_plot_panel){"ACCURACY VS D (S 2)", series[0], 1, 1, 0};
-        panels[1] = (gn_plot_panel){"ACCURACY VS S (D 3)", series[0] + 1, 1, 1, 0};
-        npanels = nseries > 1 ? 2 : 1;
+    if (strcmp(ex->name, "ablation") == 0) {
+        /* two curves through the shared s = 2, d = 3 variant: d at s = 2, and s at d = 3 */
+        int n[2] = {0, 0};
+        for (int i = 0; i < ex->count && i < 16; i++) {
+            const variant *v = &ex->variants[i];
+            const int on_curve[2] = {v->ratio == 2, v->dw == 3};
+            const double at[2] = {v->dw, v->ratio};
+            for (int c = 0; c < 2; c++) {
+                if (!on_curve[c]) continue;
+                px[0][c][n[c]] = at[c];
+                py[c][n[c]++] = res[i].test_acc;
+            }
+        }
+        for (int c = 0; c < 2; c++)
+            series[0][c] = (gn_plot_series){ex->series[c], px[0][c], py[c], n[c], kColors[c]};
+        panels[0] = (gn_plot_panel){"ACCURACY VS D (S 2)", series[0], 1, 1, 0, "D"};
+        panels[1] = (gn_plot_panel){"ACCURACY VS S (D 3)", series[0] + 1, 1, 1, 0, "S"};
     } else {
-        panels[0] = (gn_plot_panel){"ACCURACY VS MMACS", series[0], nseries, 1, 0};
-        panels[1] = (gn_plot_panel){"ACCURACY VS LATENCY MS", series[1], nseries, 1, 0};
-        npanels = 2;
+        int idx[4][16], counts[4] = {0}, nseries = 0;
+        for (int i = 0; i < ex->count && i < 16; i++)
+            idx[ex->variants[i].series][counts[ex->variants[i].series]++] = i;
+        for (int s = 0; s < 4; s++) {
+            if (!counts[s]) continue;
+            for (int p = 0; p < 2; p++) {
+                for (int k = 0; k < counts[s]; k++) {
+                    const result *r = &res[idx[s][k]];
+                    px[p][nseries][k] = p == 0 ? r->macs / 1e6 : r->latency_ms;
+                    py[nseries][k] = r->test_acc;
+                }
+                series[p][nseries] = (gn_plot_series){ex->series[s], px[p][nseries], py[nseries],
+                                                      counts[s], kColors[s]};
+            }
+            nseries++;
+        }
+        panels[0] = (gn_plot_panel){"ACCURACY VS MACS", series[0], nseries, 1, 0, "MILLION MACS"};
+        panels[1] = (gn_plot_panel){"ACCURACY VS LATENCY", series[1], nseries, 1, 0,
+                                    "MS (BATCH 1 / 1 THREAD)"};
     }
     snprintf(path, sizeof path, "%s/%s.png", o->out, ex->name);
-    if (gn_plot_write_png(path, panels, npanels, 1000, 420, err) != GN_OK)
+    if (gn_plot_write_png(path, panels, 2, 1000, 420, err) != GN_OK)
         return cli_error("experiment", "%s", err->message);
     return 0;
 }
@@ -433,14 +483,29 @@ int cmd_experiment(int argc, char **argv) {
             rows = read_log(path, &res[i].test_acc, &res[i].train_seconds);
         }
         res[i].epochs_done = rows;
-        snprintf(path, sizeof path, "%s/model.safetensors", dir);
-        gn_error err = {0};
-        if (measure(&o, path, &res[i], &err) != 0) return cli_error(cmd, "%s", err.message);
-        printf("   %s: %.3fM params, %.2fM MACs, %.3f ms, test accuracy %.2f%%\n", v->label,
-               res[i].params / 1e6, res[i].macs / 1e6, res[i].latency_ms, res[i].test_acc);
     }
+    /* measured after all training, so that the variants are timed side by side */
+    printf("timing %d variants: batch 1, 1 thread, %d interleaved rounds\n", ex->count,
+           kLatencyRounds);
+    fflush(stdout);
+    timer timers[16];
+    memset(timers, 0, sizeof timers);
     gn_error err = {0};
-    int rc = write_outputs(&o, ex, res, now_seconds() - t0, &err);
+    int rc = 0;
+    for (int i = 0; i < ex->count && rc == 0; i++) {
+        char folder[128], path[1300];
+        folder_of(ex->variants[i].label, folder, sizeof folder);
+        snprintf(path, sizeof path, "%s/%s/model.safetensors", o.out, folder);
+        rc = timer_open(path, &timers[i], &res[i], &err);
+    }
+    if (rc == 0) rc = measure_latencies(&o, timers, res, ex->count, &err);
+    for (int i = 0; i < ex->count; i++) timer_close(&timers[i]);
+    if (rc != 0) return cli_error(cmd, "%s", err.message);
+    for (int i = 0; i < ex->count; i++)
+        printf("   %s: %.3fM params, %.2fM MACs, %.3f ms, test accuracy %.2f%%\n",
+               ex->variants[i].label, res[i].params / 1e6, res[i].macs / 1e6, res[i].latency_ms,
+               res[i].test_acc);
+    rc = write_outputs(&o, ex, res, now_seconds() - t0, &err);
     if (rc == 0) printf("wrote %s/results.md, %s/results.csv, %s/%s.png\n", o.out, o.out, o.out,
                         ex->name);
     return rc;

@@ -383,7 +383,13 @@ static float learning_rate(const run *r, int64_t step) {
 static gn_status setup(run *r, gn_error *err) {
     train_args *a = &r->a;
     gn_status st;
-    const int channels = a->mdl.config.in_chans;
+    char path[1024];
+    path_join(path, sizeof path, a->out, kModelFile);
+    /* A model read from a file (resume, fine-tuning) brings its architecture, so its input
+     * channels decide how the images are read; --in-chans and friends are ignored then. */
+    const char *model_file = a->resume ? path : a->init;
+    if (model_file && (st = gn_model_load(model_file, NULL, &r->model, err)) != GN_OK) return st;
+    const int channels = r->model ? gn_model_config(r->model)->in_chans : a->mdl.config.in_chans;
     if ((st = cli_load_split(a->data, "train", channels, (int)a->input_size, &r->train, err)) != GN_OK)
         return st;
     if ((st = cli_load_split(a->data, "test", channels, (int)a->input_size, &r->test, err)) != GN_OK)
@@ -391,26 +397,18 @@ static gn_status setup(run *r, gn_error *err) {
     if (a->limit_train && a->limit_train < r->train.count) r->train.count = (int)a->limit_train;
     if (a->limit_test && a->limit_test < r->test.count) r->test.count = (int)a->limit_test;
     if ((st = gn_dataset_compute_stats(&r->train, err)) != GN_OK) return st;
-    if (a->mdl.config.num_classes == 0) a->mdl.config.num_classes = r->train.num_classes;
-    if (r->train.num_classes > a->mdl.config.num_classes)
-        return gn_fail(err, GN_ERR_INVALID_ARG, "the dataset has %d classes, --num-classes %d",
-                       r->train.num_classes, a->mdl.config.num_classes);
     const int size = a->input_size ? (int)a->input_size : r->train.height;
 
-    char path[1024];
-    path_join(path, sizeof path, a->out, kModelFile);
-    if (a->resume) {
-        st = gn_model_load(path, NULL, &r->model, err);
-    } else if (a->init) {
-        /* fine-tuning: the architecture and the starting weights come from the file */
-        if ((st = gn_model_load(a->init, NULL, &r->model, err)) != GN_OK) return st;
-        const gn_config *c = gn_model_config(r->model);
-        if (c->in_chans != channels || c->num_classes < r->train.num_classes)
-            return gn_fail(err, GN_ERR_SHAPE,
-                           "%s: %d input channels and %d classes, the data has %d and %d (set "
-                           "--in-chans)", a->init, c->in_chans, c->num_classes, channels,
-                           r->train.num_classes);
+    if (r->model) {
+        const int classes = gn_model_config(r->model)->num_classes;
+        if (classes < r->train.num_classes)
+            return gn_fail(err, GN_ERR_SHAPE, "%s: %d classes, the data has %d", model_file,
+                           classes, r->train.num_classes);
     } else {
+        if (a->mdl.config.num_classes == 0) a->mdl.config.num_classes = r->train.num_classes;
+        if (r->train.num_classes > a->mdl.config.num_classes)
+            return gn_fail(err, GN_ERR_INVALID_ARG, "the dataset has %d classes, --num-classes %d",
+                           r->train.num_classes, a->mdl.config.num_classes);
         if ((st = cli_model_create(&a->mdl, &r->model, err)) == GN_OK)
             gn_model_init_random(r->model, (uint64_t)a->seed);
     }

@@ -15,25 +15,8 @@ ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 
 # Four classes of 16x16 images (a bright quadrant plus noise), raw IDX.
-python3 - "$work/data" <<'PY' || { echo "python3 needed to make the dataset"; exit 1; }
-import random, struct, sys
-def write(path, magic, dims, payload):
-    with open(path, "wb") as f:
-        f.write(struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in dims) + payload)
-rng = random.Random(3)
-for split, n in (("train", 64), ("t10k", 32)):
-    imgs, labels = bytearray(), bytearray()
-    for i in range(n):
-        c = i % 4
-        oy, ox = (c // 2) * 8, (c % 2) * 8
-        for y in range(16):
-            for x in range(16):
-                v = 200 if oy <= y < oy + 8 and ox <= x < ox + 8 else 20
-                imgs.append(max(0, min(255, v + rng.randint(-20, 20))))
-        labels.append(c)
-    write(sys.argv[1] + "/%s-images-idx3-ubyte" % split, 0x803, (n, 16, 16), bytes(imgs))
-    write(sys.argv[1] + "/%s-labels-idx1-ubyte" % split, 0x801, (n,), bytes(labels))
-PY
+python3 "$src/tests/make_quadrants.py" "$work/data" 16 64 32 3 ||
+    { echo "python3 needed to make the dataset"; exit 1; }
 
 tiny="--data $work/data --nets $src/nets --epochs 1 --batch 16 --threads 1 --latency-runs 3"
 for ex in ablation ghost-vs-vanilla frontier; do

@@ -40,7 +40,7 @@ static void test_chart(int width, int height) {
     double acc[N];
     for (int i = 0; i < N; i++) acc[i] = 50.0 + 4.0 * i;
     gn_plot_series s2[1] = {{"acc", NULL, acc, N, 0xe00000u}};
-    gn_plot_panel panels[2] = {{"loss", s, 2, 0, 1.0}, {"accuracy", s2, 1, 1, 1.0}};
+    gn_plot_panel panels[2] = {{"loss", s, 2, 0, 1.0, NULL}, {"accuracy", s2, 1, 1, 1.0, NULL}};
     const char *path = WORK "/chart.png";
     gn_error err = {0};
     gn_status st = gn_plot_write_png(path, panels, 2, width, height, &err);
@@ -90,6 +90,45 @@ static void test_chart(int width, int height) {
     CHECK(count_color(&im, xa + 4, f.top, xb - 4, f.bottom, 0x0000e0u) == 0);
     CHECK(count_color(&im, xb + 4, f.top, xa7 - 4, f.bottom, 0x0000e0u) == 0);
     CHECK(count_color(&im, xa + 4, f.top, xb - 4, f.bottom, 0x00a000u) > 0);
+    gn_image_free(&im);
+}
+
+/* A legend too wide to sit beside the title goes on rows below it: every swatch is drawn
+ * between the title and the plot area, none on the title's row, and the plot area starts lower
+ * than with a legend that fits. */
+static void test_wrapped_legend(void) {
+    enum { N = 3 };
+    const double x[N] = {3.0, 12.0, 20.0}, y[N] = {84.0, 85.5, 86.0};
+    static const uint32_t colors[4] = {0x1f77b4u, 0xd62728u, 0x2ca02cu, 0x9467bdu};
+    gn_plot_series wide[4] = {{"GHOSTNET", x, y, N, colors[0]},
+                              {"MOBILENETV3-L", x, y, N, colors[1]},
+                              {"MOBILENETV3-S", x, y, N, colors[2]},
+                              {"MOBILENETV2", x, y, N, colors[3]}};
+    gn_plot_panel panels[2] = {{"ACCURACY VS MACS", wide, 4, 1, 0, "MILLION MACS"},
+                               {"ACCURACY VS MACS", wide, 1, 1, 0, "MILLION MACS"}};
+    const char *path = WORK "/legend.png";
+    gn_error err = {0};
+    CHECK_MSG(gn_plot_write_png(path, panels, 2, 1000, 420, &err) == GN_OK, "%s", err.message);
+    gn_plot_frame wrapped, single;
+    CHECK(gn_plot_frame_of(panels, 2, 0, 1000, 420, &wrapped, &err) == GN_OK);
+    CHECK(gn_plot_frame_of(panels, 2, 1, 1000, 420, &single, &err) == GN_OK);
+    CHECK(wrapped.top > single.top);
+    gn_image im;
+    if (gn_image_load(path, &im, &err) != GN_OK) {
+        CHECK_MSG(0, "%s", err.message);
+        return;
+    }
+    int title_bottom = -1; /* the title is the only black drawn above the frame */
+    for (int yy = 0; yy < wrapped.top - 2; yy++)
+        if (count_color(&im, wrapped.left, yy, wrapped.right, yy, 0x000000u) > 0) title_bottom = yy;
+    CHECK(title_bottom > 0);
+    for (int k = 0; k < 4; k++) {
+        int first = -1;
+        for (int yy = 0; yy < wrapped.top && first < 0; yy++)
+            if (count_color(&im, wrapped.left, yy, wrapped.right, yy, colors[k]) > 0) first = yy;
+        CHECK_MSG(first > title_bottom, "swatch %d at row %d, title ends at row %d", k, first,
+                  title_bottom);
+    }
     gn_image_free(&im);
 }
 
@@ -145,7 +184,7 @@ static void test_errors(void) {
     gn_error err = {0};
     double y[2] = {1, 2};
     gn_plot_series s = {"a", NULL, y, 2, 0xff0000u};
-    gn_plot_panel p = {"t", &s, 1, 0, 1.0};
+    gn_plot_panel p = {"t", &s, 1, 0, 1.0, NULL};
     remove(WORK "/small.png");
     CHECK(gn_plot_write_png(WORK "/small.png", &p, 1, 50, 50, &err) == GN_ERR_INVALID_ARG);
     FILE *f = fopen(WORK "/small.png", "rb");
@@ -174,6 +213,7 @@ int main(void) {
     mkdir(WORK, 0755);
     test_chart(1000, 400); /* scale 2 text */
     test_chart(640, 240);  /* scale 1 text */
+    test_wrapped_legend();
     test_logs();
     test_errors();
     TEST_MAIN_END();

@@ -343,6 +343,51 @@ static int y_label_chars(const gn_plot_frame *f, int percent) {
     return most;
 }
 
+/* ---- legend ------------------------------------------------------------------------------ */
+
+enum { kLegendRow = 11, kLegendGap = 10, kSwatch = 12 }; /* in font-scale units */
+
+static int legend_entry_width(const gn_plot_series *sr, int s) {
+    return (kSwatch + 4) * s + text_width(sr->label ? sr->label : "", s);
+}
+
+static void legend_entry(canvas *cv, const gn_plot_series *sr, int s, int x, int y) {
+    fill_rect(cv, x, y + 2 * s, x + kSwatch * s - 1, y + 4 * s, sr->rgb);
+    text(cv, x + (kSwatch + 4) * s, y, sr->label ? sr->label : "", s, COLOR_TEXT);
+}
+
+/* Lays the legend out for a title row at y (drawing when cv is not NULL) and returns how many
+ * rows it needs below the title row: 0 when it fits beside the title. */
+static int legend_layout(canvas *cv, const gn_plot_panel *p, int s, int left, int right, int y) {
+    int total = 0;
+    for (int k = 0; k < p->num_series; k++)
+        total += legend_entry_width(&p->series[k], s) + (k ? kLegendGap * s : 0);
+    const int title = p->title ? text_width(p->title, s) + 2 * kLegendGap * s : 0;
+    if (left + title + total <= right) {
+        int x = right - total;
+        for (int k = 0; k < p->num_series; k++) {
+            if (cv) legend_entry(cv, &p->series[k], s, x, y);
+            x += legend_entry_width(&p->series[k], s) + kLegendGap * s;
+        }
+        return 0;
+    }
+    int rows = 1, x = left;
+    for (int k = 0; k < p->num_series; k++) {
+        const int w = legend_entry_width(&p->series[k], s);
+        if (x > left && x + w > right) {
+            rows++;
+            x = left;
+        }
+        if (cv) legend_entry(cv, &p->series[k], s, x, y + rows * kLegendRow * s);
+        x += w + kLegendGap * s;
+    }
+    return rows;
+}
+
+static int legend_rows(const gn_plot_panel *p, int s, int left, int right) {
+    return legend_layout(NULL, p, s, left, right, 0);
+}
+
 gn_status gn_plot_frame_of(const gn_plot_panel *panels, int num_panels, int index, int width,
                            int height, gn_plot_frame *out, gn_error *err) {
     if (!panels || !out || num_panels < 1 || index < 0 || index >= num_panels)
@@ -374,7 +419,7 @@ gn_status gn_plot_frame_of(const gn_plot_panel *panels, int num_panels, int inde
     if (chars > 12) chars = 12;
     f.left = x0 + chars * cw + 8 * s;
     f.right = x1 - 4 * cw;
-    f.top = 3 * ch;
+    f.top = 3 * ch + legend_rows(p, s, f.left, f.right) * kLegendRow * s;
     f.bottom = height - 1 - 3 * ch;
     if (f.right - f.left < 20 || f.bottom - f.top < 20)
         return gn_fail(err, GN_ERR_INVALID_ARG, "plot: %dx%d is too small for %d panels", width,
@@ -421,24 +466,18 @@ static void draw_axes(canvas *cv, const gn_plot_panel *p, const gn_plot_frame *f
     line(cv, f->left, f->bottom, f->right, f->bottom, s, COLOR_BLACK);
     line(cv, f->left, f->top, f->left, f->bottom, s, COLOR_BLACK);
     line(cv, f->right, f->top, f->right, f->bottom, s, COLOR_BLACK);
-    const char *xl = "EPOCH";
+    const char *xl = p->x_label ? p->x_label : "EPOCH";
     int mid = (f->left + f->right) / 2;
     text(cv, mid - text_width(xl, s) / 2, f->bottom + tick + 14 * s, xl, s, COLOR_TEXT);
 }
 
-/* Title on the left of the row above the plot; legend entries right-aligned on it. */
+/* Title on the left of the row above the plot; the legend right-aligned on that row, or left-
+ * aligned on rows below it when it does not fit (see legend_layout). */
 static void draw_header(canvas *cv, const gn_plot_panel *p, const gn_plot_frame *f, int s) {
-    int y = f->top - 12 * s;
+    const int rows = legend_rows(p, s, f->left, f->right);
+    const int y = f->top - 12 * s - rows * kLegendRow * s;
     if (p->title) text(cv, f->left, y, p->title, s, COLOR_BLACK);
-    int x = f->right;
-    for (int k = p->num_series - 1; k >= 0; k--) {
-        const char *label = p->series[k].label ? p->series[k].label : "";
-        x -= text_width(label, s);
-        text(cv, x, y, label, s, COLOR_TEXT);
-        x -= 4 * s + 12 * s;
-        fill_rect(cv, x, y + 2 * s, x + 12 * s - 1, y + 4 * s, p->series[k].rgb);
-        x -= 10 * s;
-    }
+    legend_layout(cv, p, s, f->left, f->right, y);
 }
 
 static void draw_series(canvas *cv, const gn_plot_panel *p, const gn_plot_series *sr,
@@ -593,7 +632,8 @@ gn_status gn_plot_training(const char *path, const gn_epoch_record *rows, int n,
                               {"test", x, tel, n, GN_PLOT_COLOR_TEST}};
     gn_plot_series acc[2] = {{"train", x, tra, n, GN_PLOT_COLOR_TRAIN},
                              {"test", x, tea, n, GN_PLOT_COLOR_TEST}};
-    gn_plot_panel panels[2] = {{"loss", loss, 2, 0, 1.0}, {"accuracy", acc, 2, 1, 1.0}};
+    gn_plot_panel panels[2] = {{"loss", loss, 2, 0, 1.0, "EPOCH"},
+                               {"accuracy", acc, 2, 1, 1.0, "EPOCH"}};
     st = gn_plot_write_png(path, panels, 2, width, height, err);
     free(buf);
     return st;

@@ -27,6 +27,7 @@ typedef struct gn_plot_panel {
     int num_series;
     int percent;        /* 1: y tick labels end in '%' */
     double x0;          /* first x when a series has no x array */
+    const char *x_label; /* under the x axis; NULL: "EPOCH" */
 } gn_plot_panel;
 
 /* Where a panel's data lands: plot area in pixels (inclusive bounds) and the axis ranges, so
@@ -38,7 +39,9 @@ typedef struct gn_plot_frame {
     double x_step, y_step; /* tick spacing */
 } gn_plot_frame;
 
-/* Panels sit side by side on a width x height white canvas. */
+/* Panels sit side by side on a width x height white canvas. Each has its title above the plot
+ * and the legend right-aligned beside it, or, when it does not fit there, on rows of its own
+ * under the title (the plot area shrinks to make room). */
 gn_status gn_plot_frame_of(const gn_plot_panel *panels, int num_panels, int index, int width,
                            int height, gn_plot_frame *out, gn_error *err);
 gn_status gn_plot_write_png(const char *path, const gn_plot_panel *panels, int num_panels,

@@ -1207,66 +1207,73 @@ static int direct_mode(const conv_geom *q, int batch) {
     return 0;
 }
 
-void gn_tconv_forward(const gn_tctx *ctx, const gn_tconv *c, const float *x,
-                      const float *weight, float *y) {
-    conv_job j = make_job(ctx, c);
+typedef void (*pointwise_fn)(const gn_tctx *ctx, const gn_tconv *c, const conv_geom *q, int mode,
+                             const float *a, const float *b, float *out);
+typedef void (*conv_ref_fn)(const gn_tconv *c, const float *a, const float *b, float *out);
+
+/* The three passes of a convolution share one dispatch: a GEMM for 1x1 convs, else a direct
+ * kernel for the layout, else the reference. Work is split over output channels, except for
+ * the data gradient, whose units are the input channels it writes. */
+typedef struct conv_pass {
+    pointwise_fn pointwise;
+    channel_fn planar, batch_inner;
+    conv_ref_fn reference;
+    int units_are_inputs;
+    int planar_row_limited; /* the planar kernel keeps one output row on the stack */
+} conv_pass;
+
+static const conv_pass kForwardPass = {pointwise_forward, planar_forward, bi_forward,
+                                       gn_tconv_forward_ref, 0, 0};
+static const conv_pass kDataPass = {pointwise_backward_data, planar_backward_data,
+                                    bi_backward_data, gn_tconv_backward_data_ref, 1, 0};
+static const conv_pass kWeightPass = {pointwise_backward_weight, planar_backward_weight,
+                                      bi_backward_weight, gn_tconv_backward_weight_ref, 0, 1};
+
+static void run_conv_pass(const gn_tctx *ctx, const conv_job *j, const conv_pass *pass,
+                          const float *a, const float *b, float *out) {
+    const gn_tconv *c = j->c;
     if (is_pointwise(&c->p)) {
-        const int mode = pointwise_mode(&j.q, c->p.batch);
+        const int mode = pointwise_mode(&j->q, c->p.batch);
         if (mode) {
-            pointwise_forward(ctx, c, &j.q, mode, x, weight, y);
+            pass->pointwise(ctx, c, &j->q, mode, a, b, out);
             return;
         }
     }
+    int mode = direct_mode(&j->q, c->p.batch);
+    if (mode == 1 && pass->planar_row_limited && c->p.out_w > kMaxRow) mode = 0;
+    const int units = pass->units_are_inputs ? c->p.in_c : c->p.out_c;
+    switch (mode) {
+    case 1: for_units(ctx, units, direct_work(j), pass->planar, j); break;
+    case 2: for_units(ctx, units, direct_work(j), pass->batch_inner, j); break;
+    default: pass->reference(c, a, b, out);
+    }
+}
+
+void gn_tconv_forward(const gn_tctx *ctx, const gn_tconv *c, const float *x,
+                      const float *weight, float *y) {
+    conv_job j = make_job(ctx, c);
     j.x = x;
     j.w = weight;
     j.y = y;
-    switch (direct_mode(&j.q, c->p.batch)) {
-    case 1: for_units(ctx, c->p.out_c, direct_work(&j), planar_forward, &j); break;
-    case 2: for_units(ctx, c->p.out_c, direct_work(&j), bi_forward, &j); break;
-    default: gn_tconv_forward_ref(c, x, weight, y);
-    }
+    run_conv_pass(ctx, &j, &kForwardPass, x, weight, y);
 }
 
 void gn_tconv_backward_data(const gn_tctx *ctx, const gn_tconv *c, const float *dy,
                             const float *weight, float *dx) {
     conv_job j = make_job(ctx, c);
-    if (is_pointwise(&c->p)) {
-        const int mode = pointwise_mode(&j.q, c->p.batch);
-        if (mode) {
-            pointwise_backward_data(ctx, c, &j.q, mode, dy, weight, dx);
-            return;
-        }
-    }
     j.dy = dy;
     j.w = weight;
     j.dx = dx;
-    switch (direct_mode(&j.q, c->p.batch)) {
-    case 1: for_units(ctx, c->p.in_c, direct_work(&j), planar_backward_data, &j); break;
-    case 2: for_units(ctx, c->p.in_c, direct_work(&j), bi_backward_data, &j); break;
-    default: gn_tconv_backward_data_ref(c, dy, weight, dx);
-    }
+    run_conv_pass(ctx, &j, &kDataPass, dy, weight, dx);
 }
 
 void gn_tconv_backward_weight(const gn_tctx *ctx, const gn_tconv *c, const float *x,
                               const float *dy, float *dw) {
     conv_job j = make_job(ctx, c);
-    if (is_pointwise(&c->p)) {
-        const int mode = pointwise_mode(&j.q, c->p.batch);
-        if (mode) {
-            pointwise_backward_weight(ctx, c, &j.q, mode, x, dy, dw);
-            return;
-        }
-    }
     j.x = x;
     j.dy = dy;
     j.dw = dw;
-    int mode = direct_mode(&j.q, c->p.batch);
-    if (mode == 1 && c->p.out_w > kMaxRow) mode = 0;
-    switch (mode) {
-    case 1: for_units(ctx, c->p.out_c, direct_work(&j), planar_backward_weight, &j); break;
-    case 2: for_units(ctx, c->p.out_c, direct_work(&j), bi_backward_weight, &j); break;
-    default: gn_tconv_backward_weight_ref(c, x, dy, dw);
-    }
+    run_conv_pass(ctx, &j, &kWeightPass, x, dy, dw);
 }
 
 void gn_conv2d_backward_data(const gn_conv_params *p, const float *dy, const float *weight,
