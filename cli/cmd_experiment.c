@@ -5,6 +5,7 @@
  * The results go to a markdown table, a CSV and a PNG chart drawn by the tool. */
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,53 +152,59 @@ static int read_log(const char *path, double *test_acc, double *seconds) {
     return rows;
 }
 
-static int train_variant(const options *o, const variant *v, const char *dir, int resume) {
-    char nbuf[1024], w[32], r[16], d[16], e[32], b[32], lr[32], st[16], lt[32], lte[32], th[16],
-        sd[32], ic[16];
+/* The command line of one `ghostnet train` run, built in place: values are formatted into
+ * one buffer that the argument pointers refer to. */
+typedef struct arg_list {
     const char *argv[48];
-    int argc = 0;
-    argv[argc++] = "train";
-    if (v->net) {
-        snprintf(nbuf, sizeof nbuf, "%s/%s", o->nets, v->net);
-        argv[argc++] = "--net";
-        argv[argc++] = nbuf;
+    int argc;
+    int too_long; /* a value did not fit in text */
+    char text[8192];
+    size_t used;
+} arg_list;
+
+static void arg_add(arg_list *l, const char *name, const char *fmt, ...) GN_PRINTF(3, 4);
+static void arg_add(arg_list *l, const char *name, const char *fmt, ...) {
+    l->argv[l->argc++] = name;
+    if (!fmt) return;
+    char *value = l->text + l->used;
+    const size_t room = sizeof l->text - l->used;
+    va_list ap;
+    va_start(ap, fmt);
+    const int n = vsnprintf(value, room, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= room) {
+        l->too_long = 1;
+        return;
     }
-    snprintf(w, sizeof w, "%g", v->scaled ? v->width * o->width : v->width);
-    snprintf(e, sizeof e, "%ld", o->epochs);
-    snprintf(b, sizeof b, "%ld", o->batch);
-    snprintf(lr, sizeof lr, "%g", o->lr);
-    snprintf(st, sizeof st, "%ld", o->stem_stride);
-    snprintf(th, sizeof th, "%ld", o->threads);
-    snprintf(sd, sizeof sd, "%ld", o->seed);
-    snprintf(ic, sizeof ic, "%ld", o->in_chans);
-    const char *fixed[] = {"--data", o->data, "--out", dir, "--width", w, "--epochs", e,
-                           "--batch", b, "--lr", lr, "--stem-stride", st, "--threads", th,
-                           "--seed", sd, "--weight-decay", "5e-5", "--label-smoothing", "0.1",
-                           "--in-chans", ic};
-    for (int i = 0; i < COUNT(fixed); i++) argv[argc++] = fixed[i];
-    if (v->ratio) {
-        snprintf(r, sizeof r, "%d", v->ratio);
-        argv[argc++] = "--ratio";
-        argv[argc++] = r;
-    }
-    if (v->dw) {
-        snprintf(d, sizeof d, "%d", v->dw);
-        argv[argc++] = "--dw-size";
-        argv[argc++] = d;
-    }
-    if (o->limit_train) {
-        snprintf(lt, sizeof lt, "%ld", o->limit_train);
-        argv[argc++] = "--limit-train";
-        argv[argc++] = lt;
-    }
-    if (o->limit_test) {
-        snprintf(lte, sizeof lte, "%ld", o->limit_test);
-        argv[argc++] = "--limit-test";
-        argv[argc++] = lte;
-    }
-    if (resume) argv[argc++] = "--resume";
-    argv[argc] = NULL;
-    return cmd_train(argc, (char **)argv);
+    l->used += (size_t)n + 1;
+    l->argv[l->argc++] = value;
+}
+
+static int train_variant(const options *o, const variant *v, const char *dir, int resume) {
+    arg_list l;
+    memset(&l, 0, sizeof l);
+    arg_add(&l, "train", NULL);
+    if (v->net) arg_add(&l, "--net", "%s/%s", o->nets, v->net);
+    arg_add(&l, "--data", "%s", o->data);
+    arg_add(&l, "--out", "%s", dir);
+    arg_add(&l, "--width", "%g", v->scaled ? v->width * o->width : v->width);
+    arg_add(&l, "--epochs", "%ld", o->epochs);
+    arg_add(&l, "--batch", "%ld", o->batch);
+    arg_add(&l, "--lr", "%g", o->lr);
+    arg_add(&l, "--stem-stride", "%ld", o->stem_stride);
+    arg_add(&l, "--threads", "%ld", o->threads);
+    arg_add(&l, "--seed", "%ld", o->seed);
+    arg_add(&l, "--weight-decay", "5e-5");
+    arg_add(&l, "--label-smoothing", "0.1");
+    arg_add(&l, "--in-chans", "%ld", o->in_chans);
+    if (v->ratio) arg_add(&l, "--ratio", "%d", v->ratio);
+    if (v->dw) arg_add(&l, "--dw-size", "%d", v->dw);
+    if (o->limit_train) arg_add(&l, "--limit-train", "%ld", o->limit_train);
+    if (o->limit_test) arg_add(&l, "--limit-test", "%ld", o->limit_test);
+    if (resume) arg_add(&l, "--resume", NULL);
+    if (l.too_long) return cli_error("experiment", "%s: path too long", dir);
+    l.argv[l.argc] = NULL;
+    return cmd_train(l.argc, (char **)l.argv);
 }
 
 /* A trained variant ready to time: its model, a batch-1 one-thread session and an input. */

@@ -69,6 +69,7 @@ static void test_parse_errors(void) {
     expect_error("conv 8\nlinear 7\n", "test.net:2", "classes");
     expect_error("conv 6 groups=4\nlinear classes\n", "test.net:1", "groups");
     expect_error("conv 8 relu=1\n", "test.net:1", "unknown option");
+    expect_error("conv 16 =k3 bn\n", "test.net:1", "no name"); /* found by fuzz_netdesc */
     expect_error("conv 8 bn=1\n", "test.net:1", "bad value");
     expect_error("conv 8\x01\n", "test.net:1", "printable");
     /* the spatial problems appear when sizes are known */

@@ -214,6 +214,10 @@ static int parse_options(parser *p, layer *l, int first, const char *allowed) {
         const char *eq = strchr(w, '=');
         char key[kMaxWord];
         size_t kn = eq ? (size_t)(eq - w) : strlen(w);
+        if (kn == 0) { /* "=3": no name to look up */
+            fail_at(p, l->line, GN_ERR_FORMAT, "option '%s' has no name", w, NULL);
+            return 0;
+        }
         memcpy(key, w, kn);
         key[kn] = '\0';
         const char *val = eq ? eq + 1 : NULL;

@@ -649,54 +649,21 @@ GN_INLINE void dw8_planes(const gn_dw8_args *a, const int K, const int S, const 
         __m256 r4 = n > 4 ? _mm256_loadu_ps(q + 32) : zero, r5 = n > 5 ? _mm256_loadu_ps(q + 40) : zero;
         __m256 r6 = n > 6 ? _mm256_loadu_ps(q + 48) : zero, r7 = n > 7 ? _mm256_loadu_ps(q + 56) : zero;
         GN_TRANSPOSE8(r0, r1, r2, r3, r4, r5, r6, r7);
-        if (n == 8) {
-            if (res) {
-#define GN_DW8_RES(c, r)                                                                       \
+        const __m256i m = mask_first(n);
+#define GN_DW8_OUT(c, r)                                                                       \
     do {                                                                                       \
-        const __m256 v_ = _mm256_loadu_ps(res + (c) * ldr + p0);                               \
-        r = _mm256_add_ps(r, v_);                                                              \
+        if (res) r = _mm256_add_ps(r, gemm_load(res + (c) * ldr + p0, 1, n < 8, m));           \
+        store_first(y + (c) * ldy + p0, r, n);                                                 \
     } while (0)
-                GN_DW8_RES(0, r0);
-                GN_DW8_RES(1, r1);
-                GN_DW8_RES(2, r2);
-                GN_DW8_RES(3, r3);
-                GN_DW8_RES(4, r4);
-                GN_DW8_RES(5, r5);
-                GN_DW8_RES(6, r6);
-                GN_DW8_RES(7, r7);
-#undef GN_DW8_RES
-            }
-            _mm256_storeu_ps(y + p0, r0);
-            _mm256_storeu_ps(y + ldy + p0, r1);
-            _mm256_storeu_ps(y + 2 * ldy + p0, r2);
-            _mm256_storeu_ps(y + 3 * ldy + p0, r3);
-            _mm256_storeu_ps(y + 4 * ldy + p0, r4);
-            _mm256_storeu_ps(y + 5 * ldy + p0, r5);
-            _mm256_storeu_ps(y + 6 * ldy + p0, r6);
-            _mm256_storeu_ps(y + 7 * ldy + p0, r7);
-        } else {
-            const __m256i m = mask_first(n);
-            if (res) {
-#define GN_DW8_RES(c, r) r = _mm256_add_ps(r, _mm256_maskload_ps(res + (c) * ldr + p0, m))
-                GN_DW8_RES(0, r0);
-                GN_DW8_RES(1, r1);
-                GN_DW8_RES(2, r2);
-                GN_DW8_RES(3, r3);
-                GN_DW8_RES(4, r4);
-                GN_DW8_RES(5, r5);
-                GN_DW8_RES(6, r6);
-                GN_DW8_RES(7, r7);
-#undef GN_DW8_RES
-            }
-            store_first(y + p0, r0, n);
-            store_first(y + ldy + p0, r1, n);
-            store_first(y + 2 * ldy + p0, r2, n);
-            store_first(y + 3 * ldy + p0, r3, n);
-            store_first(y + 4 * ldy + p0, r4, n);
-            store_first(y + 5 * ldy + p0, r5, n);
-            store_first(y + 6 * ldy + p0, r6, n);
-            store_first(y + 7 * ldy + p0, r7, n);
-        }
+        GN_DW8_OUT(0, r0);
+        GN_DW8_OUT(1, r1);
+        GN_DW8_OUT(2, r2);
+        GN_DW8_OUT(3, r3);
+        GN_DW8_OUT(4, r4);
+        GN_DW8_OUT(5, r5);
+        GN_DW8_OUT(6, r6);
+        GN_DW8_OUT(7, r7);
+#undef GN_DW8_OUT
     }
     if (a->sum) {
         float lanes[8];
