@@ -26,6 +26,7 @@ static const char kHelp[] =
     "(or PATH/test) with one sub-folder per class.\n"
     "DIR receives, after every epoch (each file written atomically):\n"
     "  model.safetensors        the model (timm keys; metadata: architecture, input size, mean/std)\n"
+    "  model_ema.safetensors    with --ema: the weight average, evaluated beside the model\n"
     "  train_state.safetensors  optimizer buffers, RNG position and progress, for --resume\n"
     "  log.csv, log.json        one row per epoch; plot.png: loss and accuracy per epoch\n"
     "Ctrl-C stops after the current step and saves a checkpoint that --resume continues from;\n"
@@ -49,6 +50,8 @@ static const char kHelp[] =
     "  --step-epochs N       step schedule: decay every N epochs (default 30)\n"
     "  --step-gamma X        step schedule: decay factor (default 0.1)\n"
     "  --label-smoothing X   (default 0.1)\n"
+    "  --ema DECAY           also keep an exponential moving average of the weights and BN\n"
+    "                        statistics, updated every step (e.g. 0.9998; default 0: off)\n"
     "  --crop-padding N      random crop with N pixels of zero padding (default 2; 0 disables)\n"
     "  --hflip P             horizontal flip probability (default 0.5)\n"
     "  --erase P             random erasing probability (default 0)\n"
@@ -75,7 +78,7 @@ typedef struct train_args {
     int resume;
     long epochs, batch, warmup_epochs, step_epochs, crop_padding, seed, threads, input_size;
     long limit_train, limit_test, stop_after;
-    double lr, momentum, weight_decay, step_gamma, label_smoothing, hflip, erase;
+    double lr, momentum, weight_decay, step_gamma, label_smoothing, hflip, erase, ema;
     int nesterov, no_decay_bn_bias, adamw, step_schedule, rrc;
     cli_model mdl;
 } train_args;
@@ -152,6 +155,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
             {"--label-smoothing", NULL, &a->label_smoothing, 0, 0.999},
             {"--hflip", NULL, &a->hflip, 0, 1},
             {"--erase", NULL, &a->erase, 0, 1},
+            {"--ema", NULL, &a->ema, 0, 0.9999999},
         };
         for (size_t k = 0; k < sizeof nums / sizeof nums[0] && !matched; k++) {
             if (strcmp(o, nums[k].name) != 0) continue;
@@ -198,11 +202,12 @@ static void path_join(char *buf, size_t n, const char *dir, const char *name) {
 
 static const char kStateFile[] = "train_state.safetensors";
 static const char kModelFile[] = "model.safetensors";
+static const char kEmaModelFile[] = "model_ema.safetensors";
 
 /* The fields a resumed run must agree on; anything else may change between runs only at the
  * cost of reproducibility, so they are checked too. */
 static void run_signature(const train_args *a, char *buf, size_t n) {
-    snprintf(buf, n,
+    int len = snprintf(buf, n,
              "epochs=%ld batch=%ld opt=%s lr=%.9g mom=%.9g nesterov=%d wd=%.9g nodecay=%d "
              "sched=%s warmup=%ld step=%ld gamma=%.9g ls=%.9g crop=%ld flip=%.9g erase=%.9g "
              "rrc=%d seed=%ld threads=%ld limit=%ld/%ld",
@@ -210,17 +215,20 @@ static void run_signature(const train_args *a, char *buf, size_t n) {
              a->weight_decay, a->no_decay_bn_bias, a->step_schedule ? "step" : "cosine",
              a->warmup_epochs, a->step_epochs, a->step_gamma, a->label_smoothing, a->crop_padding,
              a->hflip, a->erase, a->rrc, a->seed, a->threads, a->limit_train, a->limit_test);
+    /* Only when on, so that the checkpoints of runs without it keep their signature. */
+    if (a->ema > 0 && len > 0 && (size_t)len < n) snprintf(buf + len, n - (size_t)len, " ema=%.9g", a->ema);
 }
 
 static gn_status save_checkpoint(const train_args *a, gn_model *model, gn_optimizer *opt,
-                                 const gn_train_graph *graph, const progress *p, gn_error *err) {
+                                 gn_ema *ema, const gn_train_graph *graph, const progress *p,
+                                 gn_error *err) {
     char path[1024];
     path_join(path, sizeof path, a->out, kModelFile);
     gn_status st = gn_model_save(model, path, err);
     if (st != GN_OK) return st;
 
     /* Optimizer buffers in the model's layout, the log, and progress as metadata. */
-    gn_st_write_tensor t[2];
+    gn_st_write_tensor t[3];
     memset(t, 0, sizeof t);
     size_t nt = 0;
     const size_t floats = model->arch->total_floats;
@@ -234,20 +242,29 @@ static gn_status save_checkpoint(const train_args *a, gn_model *model, gn_optimi
         t[nt].f32 = buf;
         nt++;
     }
+    if (ema) {
+        t[nt].name = "ema.data";
+        t[nt].dtype = GN_DTYPE_F32;
+        t[nt].ndim = 1;
+        t[nt].shape[0] = (int64_t)floats;
+        t[nt].f32 = gn_ema_buffer(ema);
+        nt++;
+    }
     /* The log as text with full double precision: a float tensor would round the rows of a
      * resumed run differently from the uninterrupted one. */
-    const size_t log_cap = (size_t)p->log_rows * 8 * 26 + 1;
+    const size_t log_cap = (size_t)p->log_rows * 10 * 26 + 1;
     char *log = gn_malloc(log_cap);
     if (!log) return gn_fail(err, GN_ERR_NOMEM, "out of memory");
     size_t len = 0;
     log[0] = '\0';
     for (int r = 0; r < p->log_rows; r++) {
         const gn_epoch_record *e = &p->log[r];
-        const double v[8] = {e->epoch, e->lr, e->train_loss, e->train_acc,
-                             e->test_loss, e->test_acc, e->images_per_s, e->seconds};
-        for (int k = 0; k < 8; k++)
+        const double v[10] = {e->epoch,     e->lr,        e->train_loss,    e->train_acc,
+                              e->test_loss, e->test_acc,  e->images_per_s,  e->seconds,
+                              e->ema_test_loss, e->ema_test_acc};
+        for (int k = 0; k < 10; k++)
             len += (size_t)snprintf(log + len, log_cap - len, "%.17g%s", v[k],
-                                    k < 7 ? "," : ";");
+                                    k < 9 ? "," : ";");
     }
     char sig[512], v[7][64];
     run_signature(a, sig, sizeof sig);
@@ -278,7 +295,8 @@ static gn_status meta_i64(const gn_st_file *f, const char *path, const char *key
 }
 
 static gn_status load_checkpoint(const train_args *a, gn_model *model, gn_optimizer *opt,
-                                 gn_train_graph *graph, progress *p, gn_error *err) {
+                                 gn_ema *ema, gn_train_graph *graph, progress *p,
+                                 gn_error *err) {
     char path[1024], sig[512];
     path_join(path, sizeof path, a->out, kStateFile);
     gn_st_file f;
@@ -320,21 +338,34 @@ static gn_status load_checkpoint(const train_args *a, gn_model *model, gn_optimi
         }
         if ((st = gn_st_to_f32(&f, t, buf, err)) != GN_OK) goto done;
     }
+    if (ema) {
+        const gn_st_tensor *t = gn_st_find(&f, "ema.data");
+        if (!t || t->numel != model->arch->total_floats) {
+            st = gn_fail(err, GN_ERR_SHAPE, "%s: weight average missing or of the wrong size", path);
+            goto done;
+        }
+        if ((st = gn_st_to_f32(&f, t, gn_ema_buffer(ema), err)) != GN_OK) goto done;
+    }
     const char *log = gn_st_meta_get(&f, "log");
     p->log_rows = 0;
     for (const char *q = log; q && *q && p->log_rows < (int)(sizeof p->log / sizeof p->log[0]);) {
-        double v[8];
+        /* Rows of 10 values; checkpoints written before the weight average have 8. */
+        double v[10] = {0, 0, 0, 0, 0, 0, 0, 0, NAN, NAN};
         int used = 0;
-        if (sscanf(q, "%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf;%n", &v[0], &v[1], &v[2], &v[3], &v[4],
-                   &v[5], &v[6], &v[7], &used) != 8 || used == 0) {
+        if ((sscanf(q, "%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf;%n", &v[0], &v[1], &v[2], &v[3],
+                    &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &used) != 10 || used == 0) &&
+            (used = 0, sscanf(q, "%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf;%n", &v[0], &v[1], &v[2], &v[3],
+                              &v[4], &v[5], &v[6], &v[7], &used) != 8 || used == 0)) {
             st = gn_fail(err, GN_ERR_FORMAT, "%s: bad 'log' metadata", path);
             goto done;
         }
-        p->log[p->log_rows++] = (gn_epoch_record){(int)v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
+        p->log[p->log_rows++] =
+            (gn_epoch_record){(int)v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9]};
         q += used;
     }
     gn_optimizer_set_steps(opt, opt_steps);
     gn_train_set_step_count(graph, graph_steps);
+    gn_ema_set_updates(ema, opt_steps); /* both start with the run and step together */
 done:
     gn_st_free(&f);
     return st;
@@ -366,6 +397,7 @@ typedef struct run {
     gn_model *model;
     gn_train_graph *graph;
     gn_optimizer *opt;
+    gn_ema *ema; /* NULL without --ema */
     gn_loader *loader;
     progress *p;
     int64_t steps_per_epoch;
@@ -435,6 +467,8 @@ static gn_status setup(run *r, gn_error *err) {
     oo.weight_decay = (float)a->weight_decay;
     oo.no_decay_bn_bias = a->no_decay_bn_bias;
     if ((st = gn_optimizer_create(r->model, &oo, &r->opt, err)) != GN_OK) return st;
+    if (a->ema > 0 && (st = gn_ema_create(r->model, (float)a->ema, &r->ema, err)) != GN_OK)
+        return st;
 
     gn_augment aug = a->rrc ? gn_augment_imagenet_default() : gn_augment_small_default();
     aug.crop_padding = (int)a->crop_padding;
@@ -458,7 +492,7 @@ static gn_status setup(run *r, gn_error *err) {
     if (r->steps_per_epoch == 0)
         return gn_fail(err, GN_ERR_INVALID_ARG, "%d training images make no batch of %ld",
                        r->train.count, a->batch);
-    if (a->resume) return load_checkpoint(a, r->model, r->opt, r->graph, r->p, err);
+    if (a->resume) return load_checkpoint(a, r->model, r->opt, r->ema, r->graph, r->p, err);
     return GN_OK;
 }
 
@@ -477,19 +511,34 @@ static gn_status end_epoch(run *r, double train_seconds, gn_error *err) {
     e->test_acc = 100.0 * ev.correct / ev.count;
     e->images_per_s = p->seen / train_seconds;
     e->seconds = train_seconds;
+    e->ema_test_loss = e->ema_test_acc = NAN;
     cli_eval_result_free(&ev);
-    printf("epoch %d/%ld: lr %.5f train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | "
-           "%.0f img/s, %.0f s\n",
-           e->epoch, a->epochs, e->lr, e->train_loss, e->train_acc, e->test_loss, e->test_acc,
-           e->images_per_s, e->seconds);
-    fflush(stdout);
     char path[1024];
+    if (r->ema) {
+        /* The average takes the model's place for its evaluation and file. */
+        gn_ema_swap(r->ema, r->model);
+        st = cli_evaluate(r->model, &r->test, (int)a->batch, (int)a->threads, &ev, err);
+        if (st == GN_OK) {
+            e->ema_test_loss = ev.loss;
+            e->ema_test_acc = 100.0 * ev.correct / ev.count;
+            cli_eval_result_free(&ev);
+            path_join(path, sizeof path, a->out, kEmaModelFile);
+            st = gn_model_save(r->model, path, err);
+        }
+        gn_ema_swap(r->ema, r->model);
+        if (st != GN_OK) return st;
+    }
+    printf("epoch %d/%ld: lr %.5f train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%%",
+           e->epoch, a->epochs, e->lr, e->train_loss, e->train_acc, e->test_loss, e->test_acc);
+    if (r->ema) printf(" | EMA test loss %.4f acc %.2f%%", e->ema_test_loss, e->ema_test_acc);
+    printf(" | %.0f img/s, %.0f s\n", e->images_per_s, e->seconds);
+    fflush(stdout);
     p->epoch++;
     p->batch_done = 0;
     p->loss_sum = 0.0;
     p->correct = p->seen = 0;
     p->seconds = 0.0;
-    if ((st = save_checkpoint(a, r->model, r->opt, r->graph, p, err)) != GN_OK) return st;
+    if ((st = save_checkpoint(a, r->model, r->opt, r->ema, r->graph, p, err)) != GN_OK) return st;
     path_join(path, sizeof path, a->out, "log.csv");
     if ((st = gn_epoch_log_write_csv(path, p->log, p->log_rows, err)) != GN_OK) return st;
     path_join(path, sizeof path, a->out, "log.json");
@@ -531,7 +580,8 @@ static gn_status train_loop(run *r, gn_error *err) {
                 return gn_fail(err, GN_ERR_INVALID_ARG,
                                "the loss became %g at step %lld: lower --lr", (double)loss,
                                (long long)gn_optimizer_steps(r->opt));
-            if ((st = gn_optimizer_step(r->opt, r->model, gn_train_grads(r->graph), lr, err)) != GN_OK)
+            if ((st = gn_optimizer_step(r->opt, r->model, gn_train_grads(r->graph), lr, err)) != GN_OK ||
+                (r->ema && (st = gn_ema_update(r->ema, r->model, err)) != GN_OK))
                 return st;
             p->batch_done++;
             p->loss_sum += (double)loss * count;
@@ -547,7 +597,7 @@ static gn_status train_loop(run *r, gn_error *err) {
             if (a->stop_after && ++steps_this_run >= a->stop_after) g_stop_requested = 1;
             if (g_stop_requested) {
                 if (tty) fputc('\n', stderr);
-                st = save_checkpoint(a, r->model, r->opt, r->graph, p, err);
+                st = save_checkpoint(a, r->model, r->opt, r->ema, r->graph, p, err);
                 if (st != GN_OK) return st;
                 fprintf(stderr, "ghostnet train: interrupted; checkpoint saved in %s "
                                 "(continue with --resume)\n", a->out);
@@ -563,6 +613,7 @@ static gn_status train_loop(run *r, gn_error *err) {
 
 static void teardown(run *r) {
     gn_loader_free(r->loader);
+    gn_ema_free(r->ema);
     gn_optimizer_free(r->opt);
     gn_train_graph_free(r->graph);
     gn_model_free(r->model);
@@ -602,6 +653,8 @@ int cmd_train(int argc, char **argv) {
     teardown(&r);
     if (st == GN_ERR_INTERRUPTED) return 130;
     if (st != GN_OK) return cli_error(cmd, "%s", err.message);
-    printf("done: %s/%s\n", r.a.out, kModelFile);
+    printf("done: %s/%s", r.a.out, kModelFile);
+    if (r.a.ema > 0) printf(", weight average %s/%s", r.a.out, kEmaModelFile);
+    printf("\n");
     return 0;
 }

@@ -1374,6 +1374,54 @@ static void test_optimizers(gn_rng *rng) {
     CHECK_NEAR(gn_lr_step_decay(95, 0.1f, 30, 0.1f), 1e-4, 1e-9);
 }
 
+/* The weight average over a few steps against its definition in double: the warm-up rate
+ * (1 + t) / (10 + t) while it is below the decay, then the decay; every tensor averaged, BN
+ * running statistics included; swapping twice restores the training weights. */
+static void test_ema(gn_rng *rng) {
+    printf("weight average (EMA with warm-up, against the formula in double)\n");
+    gn_model *m = tiny_model(2, 0.0f, 3);
+    const size_t n = m->arch->total_floats;
+    double *want = calloc(n, sizeof(double));
+    float *trained = alloc_floats(n);
+    gn_ema *ema = NULL;
+    gn_error e;
+    CHECK(gn_ema_create(m, 1.0f, &ema, &e) == GN_ERR_INVALID_ARG && ema == NULL);
+    CHECK(gn_ema_create(m, 0.75f, &ema, &e) == GN_OK);
+    if (!ema || !want) goto out;
+    for (size_t i = 0; i < n; i++) want[i] = m->data[i];
+    /* Rates 0.1, 2/11, 0.25, 4/13, then the decay 0.75 caps (1 + t) / (10 + t) from t = 26. */
+    const int steps = 30;
+    for (int t = 0; t < steps; t++) {
+        fill(rng, m->data, n, -2, 2); /* stands in for an optimizer step, stats included */
+        const double r = fmin(0.75, (1.0 + t) / (10.0 + t));
+        for (size_t i = 0; i < n; i++) want[i] = r * want[i] + (1.0 - r) * m->data[i];
+        CHECK(gn_ema_update(ema, m, &e) == GN_OK);
+    }
+    CHECK(gn_ema_updates(ema) == steps);
+    memcpy(trained, m->data, n * sizeof(float));
+    gn_ema_swap(ema, m);
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs(m->data[i] - want[i]));
+    printf("  max abs err after %d updates %.2e\n", steps, worst);
+    CHECK(worst < 1e-5);
+    CHECK(memcmp(gn_ema_buffer(ema), trained, n * sizeof(float)) == 0);
+    gn_ema_swap(ema, m);
+    CHECK(memcmp(m->data, trained, n * sizeof(float)) == 0);
+    /* Decay 0: the average is the latest weights. */
+    gn_ema_free(ema);
+    ema = NULL;
+    CHECK(gn_ema_create(m, 0.0f, &ema, &e) == GN_OK);
+    if (!ema) goto out;
+    fill(rng, m->data, n, -2, 2);
+    CHECK(gn_ema_update(ema, m, &e) == GN_OK);
+    CHECK(memcmp(gn_ema_buffer(ema), m->data, n * sizeof(float)) == 0);
+out:
+    gn_ema_free(ema);
+    free(trained);
+    free(want);
+    gn_model_free(m);
+}
+
 static void test_errors(void) {
     printf("argument checks\n");
     gn_config cfg = gn_config_default();
@@ -1410,6 +1458,7 @@ int main(void) {
     test_network(&rng);
     test_threads();
     test_optimizers(&rng);
+    test_ema(&rng);
     test_errors();
     TEST_MAIN_END();
 }

@@ -147,9 +147,9 @@ static char *slurp(const char *path) {
 
 static void test_logs(void) {
     gn_epoch_record rows[3] = {
-        {1, 0.1, 2.5, 40.0, 2.0, 45.5, 1000.0, 12.5},
-        {2, 0.05, 1.5, 60.0, NAN, NAN, 1100.0, 12.0},
-        {3, 0.025, 1.0, 70.0, 1.2, 68.25, 1200.0, 11.5},
+        {1, 0.1, 2.5, 40.0, 2.0, 45.5, 1000.0, 12.5, NAN, NAN},
+        {2, 0.05, 1.5, 60.0, NAN, NAN, 1100.0, 12.0, NAN, NAN},
+        {3, 0.025, 1.0, 70.0, 1.2, 68.25, 1200.0, 11.5, NAN, NAN},
     };
     gn_error err = {0};
     CHECK(gn_epoch_log_write_csv(WORK "/log.csv", rows, 3, &err) == GN_OK);
@@ -160,6 +160,7 @@ static void test_logs(void) {
         CHECK(strncmp(csv, head, strlen(head)) == 0);
         CHECK(strstr(csv, "\n1,0.1,2.5,40,2,45.5,1000,12.5\n") != NULL);
         CHECK(strstr(csv, "\n2,0.05,1.5,60,,,1100,12\n") != NULL);
+        CHECK(strstr(csv, "ema") == NULL); /* no weight average, no columns for it */
         free(csv);
     }
     CHECK(gn_epoch_log_write_json(WORK "/log.json", rows, 3, &err) == GN_OK);
@@ -174,6 +175,34 @@ static void test_logs(void) {
     CHECK(gn_plot_training(WORK "/training.png", rows, 3, 800, 300, &err) == GN_OK);
     gn_image im;
     CHECK(gn_image_load(WORK "/training.png", &im, &err) == GN_OK && im.width == 800);
+    CHECK(count_color(&im, 0, 0, 799, 299, GN_PLOT_COLOR_EMA) == 0);
+    gn_image_free(&im);
+    /* With a weight average from epoch 2 on: two more columns and keys, empty before. */
+    rows[1].ema_test_loss = 1.25;
+    rows[1].ema_test_acc = 66.5;
+    rows[2].ema_test_loss = 1.0;
+    rows[2].ema_test_acc = 71.0;
+    CHECK(gn_epoch_log_write_csv(WORK "/log_ema.csv", rows, 3, &err) == GN_OK);
+    csv = slurp(WORK "/log_ema.csv");
+    CHECK(csv != NULL);
+    if (csv) {
+        CHECK(strncmp(csv, "epoch,lr,train_loss,train_acc,test_loss,test_acc,images_per_s,"
+                           "seconds,ema_test_loss,ema_test_acc\n", 90) == 0);
+        CHECK(strstr(csv, "\n1,0.1,2.5,40,2,45.5,1000,12.5,,\n") != NULL);
+        CHECK(strstr(csv, "\n3,0.025,1,70,1.2,68.25,1200,11.5,1,71\n") != NULL);
+        free(csv);
+    }
+    CHECK(gn_epoch_log_write_json(WORK "/log_ema.json", rows, 3, &err) == GN_OK);
+    json = slurp(WORK "/log_ema.json");
+    CHECK(json != NULL);
+    if (json) {
+        CHECK(strstr(json, "\"seconds\": 12.5, \"ema_test_loss\": null, \"ema_test_acc\": null}") != NULL);
+        CHECK(strstr(json, "\"ema_test_loss\": 1.25, \"ema_test_acc\": 66.5}") != NULL);
+        free(json);
+    }
+    CHECK(gn_plot_training(WORK "/training_ema.png", rows, 3, 800, 300, &err) == GN_OK);
+    CHECK(gn_image_load(WORK "/training_ema.png", &im, &err) == GN_OK && im.width == 800);
+    CHECK(count_color(&im, 0, 0, 799, 299, GN_PLOT_COLOR_EMA) > 20); /* curve and swatch */
     gn_image_free(&im);
     /* A single epoch still plots; zero epochs give empty axes. */
     CHECK(gn_plot_training(WORK "/one.png", rows, 1, 640, 480, &err) == GN_OK);

@@ -37,6 +37,26 @@ cmp -s "$work/a.cols" "$work/b.cols" && ok || bad "resumed log differs: $(cat "$
 "$bin" train $common --lr 0.01 --out "$work/b" --resume >/dev/null 2>"$work/b.err"
 [ $? -ne 0 ] && grep -q "other options" "$work/b.err" && ok || bad "resume with other options must fail"
 
+# Weight average: a model_ema file beside the model, two more log columns, and the same
+# bit-identical resume for the average as for the weights.
+"$bin" train $common --ema 0.9 --out "$work/e" >"$work/e.out" 2>"$work/e.err" && ok || bad "train --ema: $(tail -3 "$work/e.err")"
+[ -s "$work/e/model_ema.safetensors" ] && ok || bad "--ema wrote no model_ema.safetensors"
+head -1 "$work/e/log.csv" | grep -q ",ema_test_loss,ema_test_acc$" && ok || bad "--ema log header: $(head -1 "$work/e/log.csv")"
+grep -q "EMA test loss" "$work/e.out" && ok || bad "--ema epoch summary: $(tail -1 "$work/e.out")"
+cmp -s "$work/e/model_ema.safetensors" "$work/e/model.safetensors" && bad "average equals the last weights" || ok
+cmp -s "$work/a/model.safetensors" "$work/e/model.safetensors" && ok || bad "--ema changed the training itself"
+"$bin" train $common --ema 0.9 --out "$work/f" --stop-after 7 >/dev/null 2>&1
+"$bin" train $common --ema 0.9 --out "$work/f" --resume >/dev/null 2>"$work/f.err" && ok || bad "resume --ema: $(tail -2 "$work/f.err")"
+cmp -s "$work/e/model_ema.safetensors" "$work/f/model_ema.safetensors" && ok || bad "resumed weight average differs"
+cut -d, -f1-6,9,10 "$work/e/log.csv" >"$work/e.cols"; cut -d, -f1-6,9,10 "$work/f/log.csv" >"$work/f.cols"
+cmp -s "$work/e.cols" "$work/f.cols" && ok || bad "resumed --ema log differs: $(cat "$work/f/log.csv")"
+# The average's file evaluates to the accuracy the log gives it.
+"$bin" eval --weights "$work/e/model_ema.safetensors" "$work/data" >"$work/eval_ema.out" 2>&1 && ok || bad "eval model_ema: $(cat "$work/eval_ema.out")"
+ema_acc=$(tail -1 "$work/e/log.csv" | cut -d, -f10)
+grep -q "test accuracy $(printf '%.2f' "$ema_acc")%" "$work/eval_ema.out" && ok || bad "model_ema accuracy $ema_acc in the log, eval says: $(grep 'test accuracy' "$work/eval_ema.out")"
+"$bin" train $common --out "$work/e" --resume >/dev/null 2>"$work/err"
+[ $? -ne 0 ] && grep -q "other options" "$work/err" && ok || bad "resume without --ema must fail"
+
 # Fine-tuning: --init takes the architecture (here 1 input channel, width 0.25) from the file,
 # so no model options are needed, and the run starts from those weights.
 "$bin" train --data "$work/data" --init "$work/a/model.safetensors" --epochs 1 --batch 16 \

@@ -550,17 +550,25 @@ static void csv_value(FILE *f, double v) {
     else fputc(',', f);
 }
 
+static int log_has_ema(const log_job *job) {
+    for (int i = 0; i < job->n; i++)
+        if (isfinite(job->rows[i].ema_test_acc)) return 1;
+    return 0;
+}
+
 static int write_csv(FILE *f, const void *ctx, char *msg, size_t cap) {
     (void)msg;
     (void)cap;
     const log_job *job = ctx;
-    fputs("epoch,lr,train_loss,train_acc,test_loss,test_acc,images_per_s,seconds\n", f);
+    const int ema = log_has_ema(job);
+    fprintf(f, "epoch,lr,train_loss,train_acc,test_loss,test_acc,images_per_s,seconds%s\n",
+            ema ? ",ema_test_loss,ema_test_acc" : "");
     for (int i = 0; i < job->n; i++) {
         const gn_epoch_record *r = &job->rows[i];
         fprintf(f, "%d", r->epoch);
-        const double v[7] = {r->lr, r->train_loss, r->train_acc, r->test_loss,
-                             r->test_acc, r->images_per_s, r->seconds};
-        for (int k = 0; k < 7; k++) csv_value(f, v[k]);
+        const double v[9] = {r->lr, r->train_loss, r->train_acc, r->test_loss, r->test_acc,
+                             r->images_per_s, r->seconds, r->ema_test_loss, r->ema_test_acc};
+        for (int k = 0; k < (ema ? 9 : 7); k++) csv_value(f, v[k]);
         fputc('\n', f);
     }
     return !ferror(f);
@@ -575,6 +583,7 @@ static int write_json(FILE *f, const void *ctx, char *msg, size_t cap) {
     (void)msg;
     (void)cap;
     const log_job *job = ctx;
+    const int ema = log_has_ema(job);
     fputs("[", f);
     for (int i = 0; i < job->n; i++) {
         const gn_epoch_record *r = &job->rows[i];
@@ -586,6 +595,10 @@ static int write_json(FILE *f, const void *ctx, char *msg, size_t cap) {
         json_value(f, "test_acc", r->test_acc);
         json_value(f, "images_per_s", r->images_per_s);
         json_value(f, "seconds", r->seconds);
+        if (ema) {
+            json_value(f, "ema_test_loss", r->ema_test_loss);
+            json_value(f, "ema_test_acc", r->ema_test_acc);
+        }
         fputs("}", f);
     }
     fputs("\n]\n", f);
@@ -618,22 +631,29 @@ gn_status gn_plot_training(const char *path, const gn_epoch_record *rows, int n,
                            int height, gn_error *err) {
     gn_status st = check_log_args(path, rows, n, err);
     if (st != GN_OK) return st;
-    double *buf = gn_calloc((size_t)n ? (size_t)n * 5 : 1, sizeof *buf);
+    double *buf = gn_calloc((size_t)n ? (size_t)n * 7 : 1, sizeof *buf);
     if (!buf) return gn_fail(err, GN_ERR_NOMEM, "%s: out of memory", path ? path : "plot");
     double *x = buf, *trl = buf + n, *tel = buf + 2 * n, *tra = buf + 3 * n, *tea = buf + 4 * n;
+    double *eml = buf + 5 * n, *ema = buf + 6 * n;
     for (int i = 0; i < n; i++) {
         x[i] = rows[i].epoch;
         trl[i] = rows[i].train_loss;
         tel[i] = rows[i].test_loss;
         tra[i] = rows[i].train_acc;
         tea[i] = rows[i].test_acc;
+        eml[i] = rows[i].ema_test_loss;
+        ema[i] = rows[i].ema_test_acc;
     }
-    gn_plot_series loss[2] = {{"train", x, trl, n, GN_PLOT_COLOR_TRAIN},
-                              {"test", x, tel, n, GN_PLOT_COLOR_TEST}};
-    gn_plot_series acc[2] = {{"train", x, tra, n, GN_PLOT_COLOR_TRAIN},
-                             {"test", x, tea, n, GN_PLOT_COLOR_TEST}};
-    gn_plot_panel panels[2] = {{"loss", loss, 2, 0, 1.0, "EPOCH"},
-                               {"accuracy", acc, 2, 1, 1.0, "EPOCH"}};
+    const log_job job = {rows, n};
+    const int series = log_has_ema(&job) ? 3 : 2;
+    gn_plot_series loss[3] = {{"train", x, trl, n, GN_PLOT_COLOR_TRAIN},
+                              {"test", x, tel, n, GN_PLOT_COLOR_TEST},
+                              {"test (EMA)", x, eml, n, GN_PLOT_COLOR_EMA}};
+    gn_plot_series acc[3] = {{"train", x, tra, n, GN_PLOT_COLOR_TRAIN},
+                             {"test", x, tea, n, GN_PLOT_COLOR_TEST},
+                             {"test (EMA)", x, ema, n, GN_PLOT_COLOR_EMA}};
+    gn_plot_panel panels[2] = {{"loss", loss, series, 0, 1.0, "EPOCH"},
+                               {"accuracy", acc, series, 1, 1.0, "EPOCH"}};
     st = gn_plot_write_png(path, panels, 2, width, height, err);
     free(buf);
     return st;

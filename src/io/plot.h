@@ -52,7 +52,9 @@ gn_status gn_png_write(const char *path, int width, int height, int channels,
                        const uint8_t *pixels, gn_error *err);
 
 /* One row of a training log. Accuracies are in percent; NaN marks a missing value (written as
- * an empty CSV field or a JSON null, and skipped in charts). */
+ * an empty CSV field or a JSON null, and skipped in charts). The ema_ fields are the test
+ * results of the weight average (train --ema); a log whose rows all have NaN there has no
+ * such columns or series. */
 typedef struct gn_epoch_record {
     int epoch;
     double lr;
@@ -60,6 +62,7 @@ typedef struct gn_epoch_record {
     double test_loss, test_acc;
     double images_per_s;
     double seconds;
+    double ema_test_loss, ema_test_acc;
 } gn_epoch_record;
 
 /* The whole log so far, rewritten each time (one header line + one line per epoch). */
@@ -68,12 +71,14 @@ gn_status gn_epoch_log_write_csv(const char *path, const gn_epoch_record *rows, 
 /* A JSON array of objects with the same keys as the CSV columns. */
 gn_status gn_epoch_log_write_json(const char *path, const gn_epoch_record *rows, int n,
                                   gn_error *err);
-/* Two panels: LOSS (train, test) and ACCURACY (train, test, in percent) against epoch. */
+/* Two panels: LOSS (train, test) and ACCURACY (train, test, in percent) against epoch, each
+ * with a third series for the weight average when the log has one. */
 gn_status gn_plot_training(const char *path, const gn_epoch_record *rows, int n, int width,
                            int height, gn_error *err);
 
 /* Series colours used by gn_plot_training. */
 #define GN_PLOT_COLOR_TRAIN 0x1f77b4u
 #define GN_PLOT_COLOR_TEST 0xd62728u
+#define GN_PLOT_COLOR_EMA 0x2ca02cu
 
 #endif

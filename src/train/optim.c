@@ -157,3 +157,65 @@ float gn_lr_step_decay(int64_t step, float base_lr, int64_t step_size, float gam
     if (step < 0 || step_size <= 0) return base_lr;
     return (float)(base_lr * pow(gamma, (double)(step / step_size)));
 }
+
+/* ---- weight averaging -------------------------------------------------------------------- */
+
+struct gn_ema {
+    const gn_arch *arch; /* the model's; the average must not outlive it */
+    float decay;
+    float *data;         /* arch->total_floats floats, the model's layout */
+    int64_t updates;
+};
+
+gn_status gn_ema_create(const gn_model *model, float decay, gn_ema **out, gn_error *err) {
+    if (!out || !model) return gn_fail(err, GN_ERR_INVALID_ARG, "gn_ema_create: NULL argument");
+    *out = NULL;
+    if (!(decay >= 0.0f && decay < 1.0f))
+        return gn_fail(err, GN_ERR_INVALID_ARG, "EMA decay %g is not in [0, 1)", (double)decay);
+    gn_ema *ema = calloc(1, sizeof *ema);
+    const size_t floats = model->arch->total_floats;
+    if (ema) ema->data = gn_malloc(floats * sizeof(float));
+    if (!ema || !ema->data) {
+        free(ema);
+        return gn_fail(err, GN_ERR_NOMEM, "out of memory for the weight average (%zu floats)",
+                       floats);
+    }
+    ema->arch = model->arch;
+    ema->decay = decay;
+    memcpy(ema->data, model->data, floats * sizeof(float));
+    *out = ema;
+    return GN_OK;
+}
+
+void gn_ema_free(gn_ema *ema) {
+    if (!ema) return;
+    free(ema->data);
+    free(ema);
+}
+
+gn_status gn_ema_update(gn_ema *ema, const gn_model *model, gn_error *err) {
+    if (!ema || !model) return gn_fail(err, GN_ERR_INVALID_ARG, "gn_ema_update: NULL argument");
+    if (model->arch != ema->arch)
+        return gn_fail(err, GN_ERR_SHAPE, "weight average was made for another model");
+    const double warm = (1.0 + (double)ema->updates) / (10.0 + (double)ema->updates);
+    const float r = (float)(warm < ema->decay ? warm : ema->decay), q = 1.0f - r;
+    const float *w = model->data;
+    for (size_t i = 0; i < ema->arch->total_floats; i++) ema->data[i] = r * ema->data[i] + q * w[i];
+    ema->updates++;
+    return GN_OK;
+}
+
+void gn_ema_swap(gn_ema *ema, gn_model *model) {
+    if (!ema || !model || model->arch != ema->arch) return;
+    float *t = model->data;
+    model->data = ema->data;
+    ema->data = t;
+}
+
+float *gn_ema_buffer(gn_ema *ema) { return ema ? ema->data : NULL; }
+
+int64_t gn_ema_updates(const gn_ema *ema) { return ema ? ema->updates : 0; }
+
+void gn_ema_set_updates(gn_ema *ema, int64_t updates) {
+    if (ema && updates >= 0) ema->updates = updates;
+}

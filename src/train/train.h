@@ -351,4 +351,26 @@ float gn_lr_warmup_cosine(int64_t step, float base_lr, int64_t warmup_steps, int
                           float min_lr);
 float gn_lr_step_decay(int64_t step, float base_lr, int64_t step_size, float gamma);
 
+/* ---- weight averaging (optim.c) ---------------------------------------------------------- */
+
+/* An exponential moving average of every tensor of a model, learnable parameters and BN
+ * running statistics alike (as timm's ModelEma), updated after each optimizer step:
+ *   avg = r * avg + (1 - r) * model,  r = min(decay, (1 + t) / (10 + t))
+ * where t counts earlier updates; the second term keeps a short run from being dominated by
+ * the initial weights. Evaluating the average instead of the last weights smooths the
+ * step-to-step noise of the final epochs, BN statistics included. */
+typedef struct gn_ema gn_ema;
+
+/* decay in [0, 1); the average starts as a copy of the model. */
+gn_status gn_ema_create(const gn_model *model, float decay, gn_ema **out, gn_error *err);
+void gn_ema_free(gn_ema *ema);
+gn_status gn_ema_update(gn_ema *ema, const gn_model *model, gn_error *err);
+/* Exchanges the model's tensors with the average (O(1), no copy): call it, evaluate or save
+ * the model, and call it again to get the training weights back. */
+void gn_ema_swap(gn_ema *ema, gn_model *model);
+/* Checkpoints: the averaged tensors in the model's layout, and the update count. */
+float *gn_ema_buffer(gn_ema *ema);
+int64_t gn_ema_updates(const gn_ema *ema);
+void gn_ema_set_updates(gn_ema *ema, int64_t updates);
+
 #endif
