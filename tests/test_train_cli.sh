@@ -74,6 +74,16 @@ python3 -c "import sys; sys.exit(0 if float('$ft_loss') <= float('$a_loss') + 0.
 grep -q "test accuracy .*(.*/64)" "$work/eval.out" && ok || bad "eval output: $(head -3 "$work/eval.out")"
 grep -q "confusion matrix" "$work/eval.out" && ok || bad "no confusion matrix"
 
+# A model trained here loads in PyTorch (our reference GhostNet, strict state-dict load) and
+# evaluates to the same accuracy and loss there.
+if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+    want=$(sed -n 's/^\(test accuracy .*loss [0-9.]*\),.*/\1/p' "$work/eval.out")
+    got=$(/usr/bin/python3 "$(dirname "$0")/reference/eval_ref.py" --threads 1 "$work/a/model.safetensors" "$work/data" 2>&1)
+    [ -n "$want" ] && [ "$got" = "$want" ] && ok || bad "PyTorch evaluation of the trained model: '$got', ghostnet eval: '$want'"
+elif [ "${GN_REQUIRE_REFERENCE:-0}" = 1 ]; then
+    bad "GN_REQUIRE_REFERENCE=1 but /usr/bin/python3 has no torch"
+fi
+
 # Errors: one line, non-zero exit.
 for args in "--out $work/c" "--data $work/nope --out $work/c" "--data $work/data --out $work/c --lr -1" \
             "--data $work/data --out $work/c --optimizer rmsprop" "--data $work/data --out $work/c --in-chans 3"; do
