@@ -219,6 +219,22 @@ static void run_signature(const train_args *a, char *buf, size_t n) {
     if (a->ema > 0 && len > 0 && (size_t)len < n) snprintf(buf + len, n - (size_t)len, " ema=%.9g", a->ema);
 }
 
+/* The float buffers a checkpoint carries besides the weights, all in the model's layout. */
+typedef struct state_buffer {
+    const char *name, *what;
+    float *data;
+} state_buffer;
+
+static int state_buffers(gn_optimizer *opt, gn_ema *ema, state_buffer out[3]) {
+    const state_buffer all[3] = {{"optimizer.buf1", "optimizer state", gn_optimizer_buffer(opt, 0)},
+                                 {"optimizer.buf2", "optimizer state", gn_optimizer_buffer(opt, 1)},
+                                 {"ema.data", "weight average", gn_ema_buffer(ema)}};
+    int n = 0;
+    for (int i = 0; i < 3; i++)
+        if (all[i].data) out[n++] = all[i];
+    return n;
+}
+
 static gn_status save_checkpoint(const train_args *a, gn_model *model, gn_optimizer *opt,
                                  gn_ema *ema, const gn_train_graph *graph, const progress *p,
                                  gn_error *err) {
@@ -227,28 +243,17 @@ static gn_status save_checkpoint(const train_args *a, gn_model *model, gn_optimi
     gn_status st = gn_model_save(model, path, err);
     if (st != GN_OK) return st;
 
-    /* Optimizer buffers in the model's layout, the log, and progress as metadata. */
+    /* Optimizer and average buffers, the log, and progress as metadata. */
+    state_buffer bufs[3];
     gn_st_write_tensor t[3];
     memset(t, 0, sizeof t);
-    size_t nt = 0;
-    const size_t floats = model->arch->total_floats;
-    for (int which = 0; which < 2; which++) {
-        const float *buf = gn_optimizer_buffer(opt, which);
-        if (!buf) continue;
-        t[nt].name = which == 0 ? "optimizer.buf1" : "optimizer.buf2";
-        t[nt].dtype = GN_DTYPE_F32;
-        t[nt].ndim = 1;
-        t[nt].shape[0] = (int64_t)floats;
-        t[nt].f32 = buf;
-        nt++;
-    }
-    if (ema) {
-        t[nt].name = "ema.data";
-        t[nt].dtype = GN_DTYPE_F32;
-        t[nt].ndim = 1;
-        t[nt].shape[0] = (int64_t)floats;
-        t[nt].f32 = gn_ema_buffer(ema);
-        nt++;
+    const size_t nt = (size_t)state_buffers(opt, ema, bufs);
+    for (size_t i = 0; i < nt; i++) {
+        t[i].name = bufs[i].name;
+        t[i].dtype = GN_DTYPE_F32;
+        t[i].ndim = 1;
+        t[i].shape[0] = (int64_t)model->arch->total_floats;
+        t[i].f32 = bufs[i].data;
     }
     /* The log as text with full double precision: a float tensor would round the rows of a
      * resumed run differently from the uninterrupted one. */
@@ -328,40 +333,33 @@ static gn_status load_checkpoint(const train_args *a, gn_model *model, gn_optimi
     p->seconds = strtod(secs, NULL);
     p->correct = correct;
     p->seen = seen;
-    for (int which = 0; which < 2; which++) {
-        float *buf = gn_optimizer_buffer(opt, which);
-        const gn_st_tensor *t = gn_st_find(&f, which == 0 ? "optimizer.buf1" : "optimizer.buf2");
-        if (!buf) continue;
+    state_buffer bufs[3];
+    const int nbufs = state_buffers(opt, ema, bufs);
+    for (int i = 0; i < nbufs; i++) {
+        const gn_st_tensor *t = gn_st_find(&f, bufs[i].name);
         if (!t || t->numel != model->arch->total_floats) {
-            st = gn_fail(err, GN_ERR_SHAPE, "%s: optimizer state missing or of the wrong size", path);
+            st = gn_fail(err, GN_ERR_SHAPE, "%s: %s missing or of the wrong size", path, bufs[i].what);
             goto done;
         }
-        if ((st = gn_st_to_f32(&f, t, buf, err)) != GN_OK) goto done;
-    }
-    if (ema) {
-        const gn_st_tensor *t = gn_st_find(&f, "ema.data");
-        if (!t || t->numel != model->arch->total_floats) {
-            st = gn_fail(err, GN_ERR_SHAPE, "%s: weight average missing or of the wrong size", path);
-            goto done;
-        }
-        if ((st = gn_st_to_f32(&f, t, gn_ema_buffer(ema), err)) != GN_OK) goto done;
+        if ((st = gn_st_to_f32(&f, t, bufs[i].data, err)) != GN_OK) goto done;
     }
     const char *log = gn_st_meta_get(&f, "log");
     p->log_rows = 0;
     for (const char *q = log; q && *q && p->log_rows < (int)(sizeof p->log / sizeof p->log[0]);) {
         /* Rows of 10 values; checkpoints written before the weight average have 8. */
         double v[10] = {0, 0, 0, 0, 0, 0, 0, 0, NAN, NAN};
-        int used = 0;
-        if ((sscanf(q, "%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf;%n", &v[0], &v[1], &v[2], &v[3],
-                    &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &used) != 10 || used == 0) &&
-            (used = 0, sscanf(q, "%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf;%n", &v[0], &v[1], &v[2], &v[3],
-                              &v[4], &v[5], &v[6], &v[7], &used) != 8 || used == 0)) {
+        int used = 0, ema_used = 0;
+        if (sscanf(q, "%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf%n", &v[0], &v[1], &v[2], &v[3], &v[4],
+                   &v[5], &v[6], &v[7], &used) != 8 ||
+            (q[used] == ',' &&
+             sscanf(q + used, ",%lf,%lf%n", &v[8], &v[9], &ema_used) != 2) ||
+            q[used + ema_used] != ';') {
             st = gn_fail(err, GN_ERR_FORMAT, "%s: bad 'log' metadata", path);
             goto done;
         }
         p->log[p->log_rows++] =
             (gn_epoch_record){(int)v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9]};
-        q += used;
+        q += used + ema_used + 1;
     }
     gn_optimizer_set_steps(opt, opt_steps);
     gn_train_set_step_count(graph, graph_steps);
